@@ -1,0 +1,164 @@
+/*
+ * meta.h — the metadata service's protocol: record types, their encoding,
+ * and the blocking client calls the gateway and the admin tool use.
+ *
+ * Every mutation the service performs is one encoded command applied in log
+ * order by the state machine (metadata/fsm.c); reads go to the state machine
+ * directly. The client functions here hide that: they send one request frame
+ * (wire.h) and decode the answer.
+ *
+ * Records returned by decode functions hold views (pointer + length) into the
+ * buffer they were decoded from: valid while that buffer is unchanged.
+ *
+ * Errors (beside transport errors from wire.h): CAIRN_EBUCKET (no such
+ * bucket), CAIRN_ENOTFOUND (no such key), CAIRN_EEXIST (bucket owned by
+ * someone else), CAIRN_EOWNED (bucket already yours), CAIRN_ENOTEMPTY,
+ * CAIRN_ENOSUCHUSER, CAIRN_EINVAL (bad argument, e.g. key too long).
+ */
+#ifndef CAIRN_META_H
+#define CAIRN_META_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cairn/buf.h"
+#include "cairn/frag.h"
+#include "cairn/wire.h"
+
+#define CAIRN_MAX_KEY_LEN 1024
+#define CAIRN_MAX_BUCKET_LEN 63
+
+enum {
+    CAIRN_OP_META_USER_GET = 100,     /* str access_key -> str secret, str owner_id, str display_name */
+    CAIRN_OP_META_USER_PUT = 101,     /* str access_key, str secret, str owner_id, str display_name -> empty */
+    CAIRN_OP_META_BUCKET_CREATE = 110,/* str bucket, str owner -> empty */
+    CAIRN_OP_META_BUCKET_DELETE = 111,/* str bucket, str owner -> empty */
+    CAIRN_OP_META_BUCKET_HEAD = 112,  /* str bucket -> bucket record */
+    CAIRN_OP_META_BUCKET_LIST = 113,  /* str owner -> u32 n, n x bucket record */
+    CAIRN_OP_META_OBJ_PUT = 120,      /* str bucket, bytes key, bytes record -> u8 had_old, [bytes old record] */
+    CAIRN_OP_META_OBJ_GET = 121,      /* str bucket, bytes key -> bytes record */
+    CAIRN_OP_META_OBJ_DELETE = 122,   /* str bucket, bytes key -> u8 had_old, [bytes old record] */
+    CAIRN_OP_META_OBJ_LIST = 123,     /* see cairn_meta_list_req_t -> see cairn_meta_list_t */
+    CAIRN_OP_META_GC_DONE = 130,      /* oid[16] -> empty: the fragments of a superseded version are gone */
+    CAIRN_OP_META_GC_LIST = 131,      /* oid[16] after (exclusive), u32 max
+                                       * -> u32 n, n x (oid[16], bytes record), u8 more */
+};
+
+typedef struct {
+    const char *name; size_t name_len;
+    const char *owner; size_t owner_len;
+    int64_t ctime_ms;
+} cairn_bucket_rec_t;
+
+/* One stored object version. */
+typedef struct {
+    uint8_t oid[16];
+    uint64_t size;
+    int64_t mtime_ms;
+    char etag[72];                      /* quoted form is the gateway's job: "hex" or "hex-N", NUL-terminated */
+    uint8_t k, m;
+    uint32_t block_size;
+    uint32_t nodes[CAIRN_MAX_FRAGS];    /* node id holding fragment i, i < k+m */
+    const char *content_type; size_t content_type_len;  /* view */
+    /* x-amz-meta-* pairs, encoded as repeated (u16 name_len, name, u16 value_len, value);
+     * names lower-case without the "x-amz-meta-" prefix. View. */
+    const uint8_t *user_meta; size_t user_meta_len;
+} cairn_obj_rec_t;
+
+void cairn_obj_rec_encode(const cairn_obj_rec_t *r, cairn_buf_t *out);
+/* Views point into p. CAIRN_EPROTO on malformed input. */
+int cairn_obj_rec_decode(const uint8_t *p, size_t len, cairn_obj_rec_t *r);
+/* Append one x-amz-meta pair to a user_meta encoding. */
+void cairn_obj_meta_add(cairn_buf_t *b, const char *name, size_t name_len, const char *value, size_t value_len);
+/* Iterate user_meta: *off starts at 0; returns 1 and sets the views while pairs remain, 0 at the end. */
+int cairn_obj_meta_next(const uint8_t *p, size_t len, size_t *off, const char **name, size_t *name_len,
+                        const char **value, size_t *value_len);
+
+typedef struct {
+    const char *bucket;
+    const char *prefix; size_t prefix_len;
+    const char *delimiter; size_t delimiter_len;   /* empty: no grouping */
+    const char *start_after; size_t start_after_len; /* exclusive; empty: from the start (continuation token decoded by the caller) */
+    uint32_t max_keys;                              /* 0..1000 */
+} cairn_meta_list_req_t;
+
+typedef struct {
+    const char *key; size_t key_len;
+    uint64_t size;
+    int64_t mtime_ms;
+    const char *etag;  /* NUL-terminated view */
+} cairn_meta_list_entry_t;
+
+typedef struct {
+    cairn_buf_t raw;                 /* owns the response the views point into */
+    cairn_meta_list_entry_t *entries;/* heap, nentries */
+    size_t nentries;
+    struct { const char *p; size_t len; } *prefixes; /* CommonPrefixes, heap */
+    size_t nprefixes;
+    int truncated;
+    const char *next; size_t next_len; /* last key or prefix returned (the next start_after) when truncated */
+} cairn_meta_list_t;
+
+void cairn_meta_list_init(cairn_meta_list_t *l);
+void cairn_meta_list_dispose(cairn_meta_list_t *l);
+
+/* Client calls: blocking, on a connection to the metadata service. `scratch`
+ * receives the raw response; returned records point into it. */
+int cairn_meta_user_get(cairn_conn_t *c, uint64_t req_id, const char *access_key, char *secret, size_t secret_sz,
+                        char *owner, size_t owner_sz);
+int cairn_meta_user_put(cairn_conn_t *c, uint64_t req_id, const char *access_key, const char *secret,
+                        const char *owner, const char *display_name);
+int cairn_meta_bucket_create(cairn_conn_t *c, uint64_t req_id, const char *bucket, const char *owner);
+int cairn_meta_bucket_delete(cairn_conn_t *c, uint64_t req_id, const char *bucket, const char *owner);
+int cairn_meta_bucket_head(cairn_conn_t *c, uint64_t req_id, const char *bucket, cairn_buf_t *scratch,
+                           cairn_bucket_rec_t *out);
+/* Buckets of an owner, sorted by name: *out is heap (free()), views into scratch. */
+int cairn_meta_bucket_list(cairn_conn_t *c, uint64_t req_id, const char *owner, cairn_buf_t *scratch,
+                           cairn_bucket_rec_t **out, size_t *n);
+/* Commit a new version. If a previous version existed, *had_old = 1 and *old
+ * is decoded from scratch (the caller removes its fragments, then GC_DONE). */
+int cairn_meta_obj_put(cairn_conn_t *c, uint64_t req_id, const char *bucket, const char *key, size_t key_len,
+                       const cairn_obj_rec_t *rec, cairn_buf_t *scratch, int *had_old, cairn_obj_rec_t *old);
+int cairn_meta_obj_get(cairn_conn_t *c, uint64_t req_id, const char *bucket, const char *key, size_t key_len,
+                       cairn_buf_t *scratch, cairn_obj_rec_t *out);
+/* Delete: CAIRN_ENOTFOUND is not an error for S3 (the gateway answers 204 anyway). */
+int cairn_meta_obj_delete(cairn_conn_t *c, uint64_t req_id, const char *bucket, const char *key, size_t key_len,
+                          cairn_buf_t *scratch, int *had_old, cairn_obj_rec_t *old);
+int cairn_meta_obj_list(cairn_conn_t *c, uint64_t req_id, const cairn_meta_list_req_t *q, cairn_meta_list_t *out);
+int cairn_meta_gc_done(cairn_conn_t *c, uint64_t req_id, const uint8_t oid[16]);
+
+/* ---- Encodings shared by the client (here) and the service (metadata/). ----
+ *
+ * Bucket record: str name, str owner, u64 ctime_ms.
+ * OBJ_LIST request: str bucket, bytes prefix, bytes delimiter, bytes start_after, u32 max_keys.
+ * OBJ_LIST response:
+ *   u32 n, n x (bytes key, u64 size, u64 mtime_ms, bytes etag including its NUL),
+ *   u32 np, np x bytes prefix,
+ *   u8 truncated, bytes next.
+ */
+void cairn_bucket_rec_encode(const cairn_bucket_rec_t *r, cairn_buf_t *out);
+/* Read one bucket record from d (views into d's buffer); CAIRN_EPROTO if malformed. */
+int cairn_bucket_rec_decode(cairn_dec_t *d, cairn_bucket_rec_t *r);
+
+void cairn_meta_list_req_encode(const cairn_meta_list_req_t *q, cairn_buf_t *out);
+/* Views into p, except q->bucket, which points to `bucket` (copied, NUL-terminated).
+ * CAIRN_EPROTO if malformed, CAIRN_EINVAL if the bucket name is empty, too long or holds a NUL. */
+int cairn_meta_list_req_decode(const uint8_t *p, size_t n, cairn_meta_list_req_t *q,
+                               char bucket[CAIRN_MAX_BUCKET_LEN + 1]);
+/* Parse l->raw (an OBJ_LIST response body) into l's entries and prefixes;
+ * frees the arrays of a previous parse. CAIRN_EPROTO if malformed. */
+int cairn_meta_list_decode(cairn_meta_list_t *l);
+
+/* One superseded version waiting for its fragments to be deleted. */
+typedef struct {
+    uint8_t oid[16];
+    cairn_obj_rec_t rec; /* views into the scratch buffer */
+} cairn_meta_gc_entry_t;
+
+/* Up to max entries of the garbage list with oid > after (all-zero: from the
+ * start), in oid order. *out is heap (free()), views into scratch; *more is 1
+ * when entries remain past the last one returned. */
+int cairn_meta_gc_list(cairn_conn_t *c, uint64_t req_id, const uint8_t after[16], uint32_t max, cairn_buf_t *scratch,
+                       cairn_meta_gc_entry_t **out, size_t *n, int *more);
+
+#endif

@@ -1,0 +1,167 @@
+/*
+ * wire.h — the internal framed protocol spoken between gateway, storage
+ * nodes, metadata replicas and the admin tool.
+ *
+ * A frame is a 32-byte header, a body of body_len bytes, and a 32-byte MAC
+ * trailer: HMAC-SHA256(cluster key, header || body). The MAC is a trailer so
+ * that a large body (a fragment) can be streamed without buffering it; the
+ * receiver of a streamed body must not act on it (rename a file, apply a
+ * command) before cairn_wire_mac_final() matched the trailer.
+ *
+ * Header, little-endian:
+ *   0  u32 magic "CRN1"       8  i32 status (responses; 0 or a cairn error)
+ *   4  u16 opcode             12 u32 reserved (0)
+ *   6  u16 flags (bit 0: response; bit 1, responses only: the server closes
+ *      the connection after this response)
+ *   16 u64 request id (echoed in the response; also the log request id)
+ *   24 u64 body length
+ *
+ * One connection carries one request at a time from this client (the server
+ * answers in order); the request id ties log lines across services.
+ *
+ * Client calls here are blocking with a per-call timeout (poll before each
+ * read and write). They are meant for worker threads, never an event loop.
+ * On any transport error the connection is closed (fd = -1) and the next
+ * call reconnects.
+ */
+#ifndef CAIRN_WIRE_H
+#define CAIRN_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "cairn/buf.h"
+
+#define CAIRN_WIRE_MAGIC 0x314e5243u /* "CRN1" */
+#define CAIRN_WIRE_HDR_SIZE 32
+#define CAIRN_WIRE_MAC_SIZE 32
+#define CAIRN_WIRE_FLAG_RESPONSE 1
+#define CAIRN_WIRE_FLAG_CLOSE 2
+/* Largest body the receiver buffers in memory (control messages, block reads). */
+#define CAIRN_WIRE_MAX_BODY (64u << 20)
+/* Largest streamed body (a fragment file of a 5 TiB object at k=1 is out of scope;
+ * a 5 GiB object at k=1 plus checksums fits). */
+#define CAIRN_WIRE_MAX_STREAM (8ull << 30)
+
+/* Opcodes. Node ops 1..99, metadata ops 100..199. Bodies are documented
+ * where they are handled (storage-node/, metadata/) and encoded with buf.h. */
+enum {
+    CAIRN_OP_PING = 1,         /* -> empty; answers "alive" */
+    CAIRN_OP_FRAG_PUT = 10,    /* streamed: the fragment file (frag.h header + blocks) -> empty */
+    CAIRN_OP_FRAG_GET = 11,    /* oid[16] u8 index u64 first_stripe u32 nstripes -> header + blocks */
+    CAIRN_OP_FRAG_DELETE = 12, /* oid[16] u8 index -> empty (CAIRN_ENOTFOUND if absent) */
+    CAIRN_OP_FRAG_STAT = 13,   /* oid[16] u8 index -> frag header(64) u64 file_size i64 mtime_ms */
+    CAIRN_OP_FRAG_LIST = 14,   /* oid[16] u8 index (exclusive start) u32 max -> u32 n, n x (oid[16] u8 index u64 size), u8 more */
+    CAIRN_OP_NODE_INFO = 15,   /* -> str id, u64 used, u64 free, u64 fragments */
+    CAIRN_OP_META_BASE = 100,
+};
+
+typedef struct {
+    uint16_t opcode;
+    uint16_t flags;
+    int32_t status;
+    uint64_t req_id;
+    uint64_t body_len;
+} cairn_frame_hdr_t;
+
+void cairn_wire_hdr_encode(const cairn_frame_hdr_t *h, uint8_t out[CAIRN_WIRE_HDR_SIZE]);
+/* CAIRN_EPROTO on bad magic, unknown flags or reserved bits, CAIRN_ETOOBIG when
+ * body_len > CAIRN_WIRE_MAX_STREAM. Fills *h in both cases (the request id of
+ * a refused frame is still known). */
+int cairn_wire_hdr_decode(const uint8_t in[CAIRN_WIRE_HDR_SIZE], cairn_frame_hdr_t *h);
+
+/* The cluster key, derived once from the cluster secret. Immutable, thread-safe. */
+typedef struct cairn_wire_key_s cairn_wire_key_t;
+int cairn_wire_key_create(const char *secret, size_t len, cairn_wire_key_t **out);
+void cairn_wire_key_destroy(cairn_wire_key_t *k);
+
+/* Incremental MAC of one frame. init, update with header and body bytes, final.
+ * create returns a MAC ready for update; final (and check) leave it reset for
+ * the next frame; reset abandons a partial MAC. No call allocates except
+ * create. A MAC object is used by one thread at a time. */
+typedef struct cairn_wire_mac_s cairn_wire_mac_t;
+cairn_wire_mac_t *cairn_wire_mac_create(const cairn_wire_key_t *k);
+void cairn_wire_mac_destroy(cairn_wire_mac_t *m);
+void cairn_wire_mac_reset(cairn_wire_mac_t *m);
+void cairn_wire_mac_update(cairn_wire_mac_t *m, const void *p, size_t n);
+void cairn_wire_mac_final(cairn_wire_mac_t *m, uint8_t out[CAIRN_WIRE_MAC_SIZE]);
+/* Constant-time compare of the computed MAC with a received trailer: 0 or CAIRN_EAUTH. */
+int cairn_wire_mac_check(cairn_wire_mac_t *m, const uint8_t trailer[CAIRN_WIRE_MAC_SIZE]);
+
+/* Blocking I/O with a deadline (ms since an arbitrary epoch, from cairn_now_ms();
+ * a negative deadline waits forever).
+ * 0 on success, CAIRN_ETIMEOUT, -EPIPE/-ECONNRESET..., CAIRN_EPROTO on EOF mid-frame.
+ * Writes never raise SIGPIPE (MSG_NOSIGNAL). */
+int64_t cairn_now_ms(void);
+int cairn_io_write_all(int fd, const struct iovec *iov, int iovcnt, int64_t deadline_ms);
+int cairn_io_read_all(int fd, void *p, size_t n, int64_t deadline_ms);
+/* The same with an inactivity timeout: fails with CAIRN_ETIMEOUT only after
+ * idle_ms without any byte moving (idle_ms <= 0: never), so a 64 MiB body is
+ * not held to the deadline of a small one. */
+int cairn_io_write_idle(int fd, const struct iovec *iov, int iovcnt, int idle_ms);
+int cairn_io_read_idle(int fd, void *p, size_t n, int idle_ms);
+
+/* A random non-zero request id (thread-local xorshift64* seeded from getrandom). */
+uint64_t cairn_wire_new_req_id(void);
+
+/* A client connection to one service. Embedded (init/dispose). Not thread-safe:
+ * one thread uses it at a time. */
+typedef struct {
+    int fd;                       /* -1 when not connected */
+    char addr[128];               /* "host:port" */
+    const cairn_wire_key_t *key;  /* borrowed; outlives the connection */
+    cairn_wire_mac_t *mac;
+    int timeout_ms;               /* per call: connect, wait for the reply; while sending
+                                     or receiving a body, the longest stall; <= 0: none */
+    uint64_t req_id;              /* id of the current/last request */
+    /* streaming request state */
+    uint64_t stream_left;
+} cairn_conn_t;
+
+void cairn_conn_init(cairn_conn_t *c, const char *addr, const cairn_wire_key_t *key, int timeout_ms);
+void cairn_conn_dispose(cairn_conn_t *c);
+/* Close the socket (next call reconnects). */
+void cairn_conn_close(cairn_conn_t *c);
+
+/* One request/response. req_id 0 picks a random id. The response body is
+ * appended to resp (reset first; resp may be NULL to discard it); *status
+ * gets the response status (status may be NULL).
+ * Returns 0 when a response arrived (whatever its status), else a transport
+ * error (connection closed): CAIRN_ETIMEOUT, -ECONNREFUSED..., CAIRN_EPROTO
+ * (malformed response, wrong request id, missing response flag),
+ * CAIRN_ETOOBIG (request or response body above CAIRN_WIRE_MAX_BODY; a
+ * too-big request is refused before anything is sent), CAIRN_EAUTH
+ * (response MAC mismatch). A response flagged CAIRN_WIRE_FLAG_CLOSE (the
+ * server hangs up after it: bad MAC, refused stream...) closes the
+ * connection too. A connection the peer closed while idle is noticed before
+ * the next request (one poll) and reopened transparently. */
+int cairn_conn_call(cairn_conn_t *c, uint16_t op, uint64_t req_id, const struct iovec *iov, int iovcnt,
+                    cairn_buf_t *resp, int32_t *status);
+
+/* Streamed request body: begin (sends the header), write pieces totalling
+ * exactly body_len, end (sends the MAC, reads the response). Any error closes
+ * the connection; after an error, only cairn_conn_close/dispose are valid.
+ * When the server refuses the body part-way (it answers early and hangs up),
+ * stream_write returns the server's status (e.g. CAIRN_ECORRUPT, -ENOSPC)
+ * rather than a bare transport error, when it could still be read. Writing
+ * more than body_len in total is CAIRN_EINVAL, as is ending early. */
+int cairn_conn_stream_begin(cairn_conn_t *c, uint16_t op, uint64_t req_id, uint64_t body_len);
+int cairn_conn_stream_write(cairn_conn_t *c, const struct iovec *iov, int iovcnt);
+int cairn_conn_stream_end(cairn_conn_t *c, cairn_buf_t *resp, int32_t *status);
+
+/* Two-phase call for fan-out: send a request to many connections first, then
+ * collect the answers, so the peers work in parallel. */
+int cairn_conn_send(cairn_conn_t *c, uint16_t op, uint64_t req_id, const struct iovec *iov, int iovcnt);
+int cairn_conn_recv(cairn_conn_t *c, cairn_buf_t *resp, int32_t *status);
+
+/* Parse "host:port" (IPv4 literal or name) into a sockaddr; 0 or CAIRN_EINVAL. */
+struct sockaddr_storage;
+int cairn_addr_parse(const char *hostport, struct sockaddr_storage *ss, unsigned *sslen);
+/* Listen on "host:port" with SO_REUSEADDR (and SO_REUSEPORT if reuseport); returns fd or negative error.
+ * Host may be empty or "*" (any IPv4 address), "[v6]" or a name; port 0 picks a free port. */
+int cairn_listen(const char *hostport, int reuseport);
+/* The local address of a socket as "host:port" (e.g. the port picked for :0). */
+int cairn_local_addr(int fd, char *out, size_t outsz);
+
+#endif

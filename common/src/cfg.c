@@ -1,0 +1,556 @@
+/*
+ * cfg.c — the cluster configuration file (see cfg.h).
+ *
+ * libinih splits the file into (section, key, value); everything else is
+ * here. The option table below is the only place an option is named: the
+ * defaults, the value parser, the range checks and cairn_cfg_help() all read
+ * it, so adding an option is one line plus a struct field.
+ *
+ * Debian's libinih is built without line numbers in the handler and without
+ * a callback for a section that has no keys, so the line reader given to
+ * ini_parse_stream() does three jobs besides reading: it counts lines (for
+ * "file:line:" messages), checks every section header as it goes by (so an
+ * empty "[gatewy]" or "[node.7]" is still seen), and strips leading
+ * whitespace so that an indented "key = value" is a key and not, as libinih
+ * would have it, a continuation of the previous value.
+ */
+#include "cairn/cfg.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cairn/err.h"
+#include "cairn/log.h"
+
+typedef enum { T_STRING, T_INT, T_SIZE, T_DOUBLE, T_BOOL } opt_type_t;
+static const char *const type_names[] = {"string", "int", "size", "double", "bool"};
+
+/* S_NODE stands for every [node.<id>] section; its fields live in cairn_cfg_node_t. */
+typedef enum { S_CLUSTER, S_NODE, S_GATEWAY, S_S3, S_LOG, S_COUNT } sect_t;
+static const char *const sect_names[S_COUNT] = {"cluster", "node", "gateway", "s3", "log"};
+
+typedef struct {
+    sect_t sect;
+    const char *key;
+    opt_type_t type;
+    const char *def;  /* default, spelled as in the file; NULL = required (non-empty string) */
+    size_t off;       /* into cairn_cfg_t, or cairn_cfg_node_t for S_NODE */
+    size_t size;      /* sizeof the field: string capacity, or integer width */
+    double min, max;  /* inclusive bounds of a number */
+    const char *(*check)(const void *field); /* extra rule: NULL if fine, else what is wrong */
+    int secret;       /* never echo the value in a message */
+    const char *help;
+} opt_t;
+
+static const char *check_secret(const void *f)
+{
+    return strlen(f) < 16 ? "must be at least 16 characters" : NULL;
+}
+
+static const char *check_block_size(const void *f)
+{
+    return *(const uint32_t *)f % 64 ? "must be a multiple of 64" : NULL;
+}
+
+static const char *check_positive(const void *f)
+{
+    return *(const double *)f > 0 ? NULL : "must be greater than 0";
+}
+
+static const char *check_log_level(const void *f)
+{
+    return cairn_log_parse_level(f) < 0 ? "must be debug, info, warn or error" : NULL;
+}
+
+#define CF(f) .off = offsetof(cairn_cfg_t, f), .size = sizeof(((cairn_cfg_t *)0)->f)
+#define NF(f) .off = offsetof(cairn_cfg_node_t, f), .size = sizeof(((cairn_cfg_node_t *)0)->f)
+
+static const opt_t opts[] = {
+    {S_CLUSTER, "secret", T_STRING, NULL, CF(secret), .check = check_secret, .secret = 1,
+     .help = "shared key authenticating internal RPC (at least 16 characters)"},
+    {S_CLUSTER, "k", T_INT, "4", CF(k), .min = 1, .max = CAIRN_CFG_MAX_KM,
+     .help = "data fragments per stripe"},
+    {S_CLUSTER, "m", T_INT, "2", CF(m), .min = 0, .max = CAIRN_CFG_MAX_KM - 1,
+     .help = "parity fragments per stripe (k + m <= 32)"},
+    {S_CLUSTER, "block_size", T_SIZE, "256k", CF(block_size), .min = 64, .max = CAIRN_CFG_MAX_BLOCK_SIZE,
+     .check = check_block_size, .help = "erasure-coding block: a multiple of 64 bytes, at most 16m"},
+    {S_CLUSTER, "meta", T_STRING, NULL, CF(meta_addr), .help = "host:port of the metadata service"},
+    {S_CLUSTER, "io_timeout_ms", T_INT, "5000", CF(io_timeout_ms), .min = 1, .max = INT_MAX,
+     .help = "timeout of one internal request, milliseconds"},
+
+    {S_NODE, "addr", T_STRING, NULL, NF(addr), .help = "host:port of this storage node"},
+    {S_NODE, "zone", T_STRING, "default", NF(zone), .help = "failure domain (rack, room) label"},
+    {S_NODE, "weight", T_DOUBLE, "1.0", NF(weight), .min = 0, .max = 1e6, .check = check_positive,
+     .help = "placement weight, relative to other nodes (e.g. capacity in TB)"},
+
+    {S_GATEWAY, "listen", T_STRING, "127.0.0.1:9000", CF(gw_listen), .help = "host:port of the S3 endpoint"},
+    {S_GATEWAY, "threads", T_INT, "0", CF(gw_threads), .min = 0, .max = 1024,
+     .help = "event-loop threads; 0 = one per core"},
+    {S_GATEWAY, "workers", T_INT, "16", CF(gw_workers), .min = 1, .max = 4096,
+     .help = "blocking worker threads for backend I/O"},
+    {S_GATEWAY, "region", T_STRING, "us-east-1", CF(region), .help = "S3 region, as in SigV4 credential scopes"},
+    {S_GATEWAY, "max_object_size", T_SIZE, "5g", CF(max_object_size), .min = 1, .max = 5.0 * (1ull << 40),
+     .help = "largest object (or part) one PUT may send"},
+    {S_GATEWAY, "request_timeout_ms", T_INT, "600000", CF(request_timeout_ms), .min = 1, .max = INT_MAX,
+     .help = "longest an S3 request may take, milliseconds"},
+
+    {S_S3, "access_key", T_STRING, NULL, CF(access_key), .help = "access key id of the bootstrap user"},
+    {S_S3, "secret_key", T_STRING, NULL, CF(secret_key), .secret = 1, .help = "secret access key of the bootstrap user"},
+
+    {S_LOG, "level", T_STRING, "info", CF(log_level), .check = check_log_level,
+     .help = "debug, info, warn or error"},
+};
+#define NOPTS (sizeof opts / sizeof opts[0])
+_Static_assert(NOPTS <= 32, "seen-bitmaps are 32 bits wide");
+
+typedef struct {
+    cairn_cfg_t *cfg;
+    const char *name; /* file name, for messages */
+    FILE *fp;         /* input: a file ... */
+    const char *text; /* ... or the rest of a string */
+    int lineno;       /* lines read so far */
+    int failed;
+    int fail_line;
+    char *err;
+    size_t errsz;
+    uint32_t seen_sect;                         /* bit per sect_t, except S_NODE */
+    uint32_t seen_global;                       /* bit per opts[] index */
+    uint32_t seen_node[CAIRN_CFG_MAX_NODES];    /* bit per opts[] index, per node */
+    char why[96];                               /* scratch for a value's error */
+} ctx_t;
+
+/* Record the first error only; line 0 means "about the whole file". */
+__attribute__((format(printf, 3, 4))) static void fail(ctx_t *c, int line, const char *fmt, ...)
+{
+    if (c->failed)
+        return;
+    c->failed = 1;
+    c->fail_line = line;
+    if (c->errsz == 0)
+        return;
+    int n = line > 0 ? snprintf(c->err, c->errsz, "%s:%d: ", c->name, line) : snprintf(c->err, c->errsz, "%s: ", c->name);
+    if (n < 0 || (size_t)n >= c->errsz)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->err + n, c->errsz - (size_t)n, fmt, ap);
+    va_end(ap);
+}
+
+int cairn_cfg_parse_size(const char *s, uint64_t *out)
+{
+    if (!isdigit((unsigned char)*s))
+        return CAIRN_EINVAL;
+    uint64_t v = 0;
+    for (; isdigit((unsigned char)*s); s++) {
+        unsigned d = (unsigned)(*s - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return CAIRN_EINVAL;
+        v = v * 10 + d;
+    }
+    unsigned shift = 0;
+    switch (*s) {
+    case 'k': case 'K': shift = 10; break;
+    case 'm': case 'M': shift = 20; break;
+    case 'g': case 'G': shift = 30; break;
+    case 't': case 'T': shift = 40; break;
+    case '\0': break;
+    default: return CAIRN_EINVAL;
+    }
+    if (shift) {
+        s++;
+        if (*s == 'i' || *s == 'I')
+            s++;
+        else if (*s == '\0')
+            goto done;
+        if (*s != 'b' && *s != 'B')
+            return CAIRN_EINVAL;
+        s++;
+        if (*s != '\0')
+            return CAIRN_EINVAL;
+    }
+done:
+    if (v > (UINT64_MAX >> shift))
+        return CAIRN_EINVAL;
+    *out = v << shift;
+    return 0;
+}
+
+int cairn_cfg_parse_bool(const char *s, int *out)
+{
+    static const char *const yes[] = {"true", "yes", "on", "1"};
+    static const char *const no[] = {"false", "no", "off", "0"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(s, yes[i]) == 0) {
+            *out = 1;
+            return 0;
+        }
+        if (strcasecmp(s, no[i]) == 0) {
+            *out = 0;
+            return 0;
+        }
+    }
+    return CAIRN_EINVAL;
+}
+
+static const char *out_of_range(ctx_t *c, const opt_t *o)
+{
+    snprintf(c->why, sizeof c->why, "must be between %.0f and %.0f", o->min, o->max);
+    return c->why;
+}
+
+/* Parse val into the field of o inside base. NULL on success, else what is wrong. */
+static const char *set_value(ctx_t *c, const opt_t *o, void *base, const char *val)
+{
+    void *field = (char *)base + o->off;
+    char *end;
+    switch (o->type) {
+    case T_STRING: {
+        size_t n = strlen(val);
+        if (n >= o->size) {
+            snprintf(c->why, sizeof c->why, "longer than %zu characters", o->size - 1);
+            return c->why;
+        }
+        memcpy(field, val, n + 1);
+        break;
+    }
+    case T_INT: {
+        CAIRN_ASSERT(o->size == sizeof(int));
+        errno = 0;
+        long v = strtol(val, &end, 10);
+        if (*val == '\0' || *end != '\0' || errno)
+            return "expected an integer";
+        if (v < o->min || v > o->max)
+            return out_of_range(c, o);
+        *(int *)field = (int)v;
+        break;
+    }
+    case T_SIZE: {
+        uint64_t v;
+        if (cairn_cfg_parse_size(val, &v) < 0)
+            return "expected a size such as 4096, 256k, 4m or 5g";
+        if ((double)v < o->min || (double)v > o->max) {
+            snprintf(c->why, sizeof c->why, "must be between %.0f and %.0f bytes", o->min, o->max);
+            return c->why;
+        }
+        if (o->size == sizeof(uint32_t))
+            *(uint32_t *)field = (uint32_t)v;
+        else {
+            CAIRN_ASSERT(o->size == sizeof(uint64_t));
+            *(uint64_t *)field = v;
+        }
+        break;
+    }
+    case T_DOUBLE: {
+        CAIRN_ASSERT(o->size == sizeof(double));
+        errno = 0;
+        double v = strtod(val, &end);
+        if (*val == '\0' || *end != '\0' || errno || !isfinite(v))
+            return "expected a number";
+        if (v < o->min || v > o->max) {
+            snprintf(c->why, sizeof c->why, "must be between %g and %g", o->min, o->max);
+            return c->why;
+        }
+        *(double *)field = v;
+        break;
+    }
+    case T_BOOL: {
+        CAIRN_ASSERT(o->size == sizeof(int));
+        int v;
+        if (cairn_cfg_parse_bool(val, &v) < 0)
+            return "expected true or false";
+        *(int *)field = v;
+        break;
+    }
+    }
+    return o->check ? o->check(field) : NULL;
+}
+
+static void set_defaults(ctx_t *c, sect_t sect, void *base)
+{
+    for (size_t i = 0; i < NOPTS; i++) {
+        if (opts[i].sect != sect || opts[i].def == NULL)
+            continue;
+        const char *why = set_value(c, &opts[i], base, opts[i].def);
+        CAIRN_ASSERT(why == NULL); /* a default that fails its own rules is a bug here */
+    }
+}
+
+/* "node.<id>": the id, or 0 if the name is not a positive decimal without leading zeros. */
+static uint32_t node_id(const char *section)
+{
+    const char *p = section + 5;
+    if (*p < '1' || *p > '9' || strlen(p) > 10)
+        return 0;
+    uint64_t v = 0;
+    for (; *p; p++) {
+        if (!isdigit((unsigned char)*p))
+            return 0;
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    return v <= UINT32_MAX ? (uint32_t)v : 0;
+}
+
+static int node_index(const cairn_cfg_t *cfg, uint32_t id)
+{
+    for (size_t i = 0; i < cfg->nnodes; i++)
+        if (cfg->nodes[i].id == id)
+            return (int)i;
+    return -1;
+}
+
+static int is_node_section(const char *name)
+{
+    return strncmp(name, "node", 4) == 0 && (name[4] == '\0' || name[4] == '.');
+}
+
+/* A section header went by: check it, and create the node it names. 0 or -1 (failed). */
+static int on_section(ctx_t *c, const char *name)
+{
+    if (is_node_section(name)) {
+        uint32_t id = name[4] ? node_id(name) : 0;
+        if (id == 0) {
+            fail(c, c->lineno, "bad section [%s]: expected [node.<id>] with a positive integer id", name);
+            return -1;
+        }
+        if (node_index(c->cfg, id) >= 0) {
+            fail(c, c->lineno, "duplicate section [%s]", name);
+            return -1;
+        }
+        if (c->cfg->nnodes == CAIRN_CFG_MAX_NODES) {
+            fail(c, c->lineno, "too many nodes (at most %d)", CAIRN_CFG_MAX_NODES);
+            return -1;
+        }
+        cairn_cfg_node_t *n = &c->cfg->nodes[c->cfg->nnodes];
+        memset(n, 0, sizeof *n);
+        n->id = id;
+        set_defaults(c, S_NODE, n);
+        c->seen_node[c->cfg->nnodes] = 0;
+        c->cfg->nnodes++;
+        return 0;
+    }
+    for (int s = 0; s < S_COUNT; s++) {
+        if (s == S_NODE || strcmp(name, sect_names[s]) != 0)
+            continue;
+        if (c->seen_sect & (1u << s)) {
+            fail(c, c->lineno, "duplicate section [%s]", name);
+            return -1;
+        }
+        c->seen_sect |= 1u << s;
+        return 0;
+    }
+    fail(c, c->lineno, "unknown section [%s]", name);
+    return -1;
+}
+
+/* ini_reader: one line into str (at most num-1 bytes with its newline). */
+static char *read_line(char *str, int num, void *stream)
+{
+    ctx_t *c = stream;
+    if (c->failed)
+        return NULL;
+    size_t n, max = (size_t)num - 2; /* longest content, not counting the newline */
+    int too_long;
+    if (c->fp) {
+        if (!fgets(str, num, c->fp))
+            return NULL;
+        n = strlen(str);
+        too_long = n > max && str[n - 1] != '\n';
+    } else {
+        if (*c->text == '\0')
+            return NULL;
+        const char *nl = strchr(c->text, '\n');
+        n = nl ? (size_t)(nl - c->text) + 1 : strlen(c->text);
+        size_t content = nl ? n - 1 : n;
+        too_long = content > max;
+        if (!too_long) {
+            memcpy(str, c->text, n);
+            str[n] = '\0';
+        }
+        c->text += n;
+    }
+    c->lineno++;
+    if (too_long) {
+        fail(c, c->lineno, "line longer than %zu characters", max);
+        return NULL;
+    }
+    if (c->lineno == 1 && strncmp(str, "\xEF\xBB\xBF", 3) == 0) /* UTF-8 byte order mark */
+        memmove(str, str + 3, strlen(str + 3) + 1);
+    size_t lead = strspn(str, " \t");
+    if (lead)
+        memmove(str, str + lead, strlen(str + lead) + 1);
+    if (str[0] == '[') {
+        const char *close = strchr(str, ']');
+        if (close) {
+            char name[64];
+            size_t len = (size_t)(close - str - 1);
+            if (len >= sizeof name) {
+                fail(c, c->lineno, "unknown section [%.*s...]", 40, str + 1);
+                return NULL;
+            }
+            memcpy(name, str + 1, len);
+            name[len] = '\0';
+            if (on_section(c, name) < 0)
+                return NULL;
+        }
+        /* no ']': libinih reports the line as a syntax error */
+    }
+    return str;
+}
+
+/* ini_handler: one key. Returns 1 to go on, 0 on error. */
+static int on_key(void *user, const char *section, const char *key, const char *value)
+{
+    ctx_t *c = user;
+    if (c->failed)
+        return 0;
+    if (*section == '\0') {
+        fail(c, c->lineno, "key %s before any [section]", key);
+        return 0;
+    }
+    sect_t sect = S_COUNT;
+    void *base = c->cfg;
+    uint32_t *seen = &c->seen_global;
+    if (is_node_section(section)) {
+        int i = node_index(c->cfg, node_id(section));
+        CAIRN_ASSERT(i >= 0); /* read_line created it */
+        sect = S_NODE;
+        base = &c->cfg->nodes[i];
+        seen = &c->seen_node[i];
+    } else {
+        for (int s = 0; s < S_COUNT; s++)
+            if (strcmp(section, sect_names[s]) == 0)
+                sect = (sect_t)s;
+        CAIRN_ASSERT(sect != S_COUNT); /* read_line let no other section through */
+    }
+    for (size_t i = 0; i < NOPTS; i++) {
+        const opt_t *o = &opts[i];
+        if (o->sect != sect || strcmp(o->key, key) != 0)
+            continue;
+        if (*seen & (1u << i)) {
+            fail(c, c->lineno, "duplicate key %s in [%s]", key, section);
+            return 0;
+        }
+        *seen |= 1u << i;
+        const char *why = set_value(c, o, base, value);
+        if (why) {
+            if (o->secret)
+                fail(c, c->lineno, "bad value for %s in [%s]: %s", key, section, why);
+            else
+                fail(c, c->lineno, "bad value for %s in [%s] ('%s'): %s", key, section, value, why);
+            return 0;
+        }
+        return 1;
+    }
+    fail(c, c->lineno, "unknown key %s in [%s]", key, section);
+    return 0;
+}
+
+/* Rules about the file as a whole, once every line has been read. */
+static void validate(ctx_t *c)
+{
+    const cairn_cfg_t *cfg = c->cfg;
+    for (size_t i = 0; i < NOPTS; i++) {
+        const opt_t *o = &opts[i];
+        if (o->def != NULL)
+            continue;
+        CAIRN_ASSERT(o->type == T_STRING);
+        if (o->sect == S_NODE) {
+            for (size_t n = 0; n < cfg->nnodes; n++)
+                if (((const char *)&cfg->nodes[n])[o->off] == '\0')
+                    fail(c, 0, "%s is required in [node.%u]", o->key, cfg->nodes[n].id);
+        } else if (((const char *)cfg)[o->off] == '\0') {
+            fail(c, 0, "%s is required in [%s]", o->key, sect_names[o->sect]);
+        }
+    }
+    if (cfg->k + cfg->m > CAIRN_CFG_MAX_KM)
+        fail(c, 0, "k + m is %d, at most %d is supported", cfg->k + cfg->m, CAIRN_CFG_MAX_KM);
+    if (cfg->nnodes < (size_t)(cfg->k + cfg->m))
+        fail(c, 0, "%d+%d erasure coding needs at least %d nodes, but %zu [node.<id>] section%s configured",
+             cfg->k, cfg->m, cfg->k + cfg->m, cfg->nnodes, cfg->nnodes == 1 ? " is" : "s are");
+    for (size_t i = 0; i < cfg->nnodes; i++)
+        for (size_t j = i + 1; j < cfg->nnodes; j++)
+            if (strcmp(cfg->nodes[i].addr, cfg->nodes[j].addr) == 0)
+                fail(c, 0, "[node.%u] and [node.%u] have the same addr %s", cfg->nodes[i].id,
+                     cfg->nodes[j].id, cfg->nodes[i].addr);
+}
+
+static int parse(ctx_t *c)
+{
+    memset(c->cfg, 0, sizeof *c->cfg);
+    if (c->errsz)
+        c->err[0] = '\0';
+    set_defaults(c, S_CLUSTER, c->cfg);
+    set_defaults(c, S_GATEWAY, c->cfg);
+    set_defaults(c, S_S3, c->cfg);
+    set_defaults(c, S_LOG, c->cfg);
+    int rc = ini_parse_stream(read_line, c, on_key, c);
+    if (c->fp && ferror(c->fp))
+        fail(c, 0, "read error: %s", strerror(errno));
+    /* libinih's own complaint (no '=', no ']') wins if it came first */
+    if (rc > 0 && (!c->failed || rc < c->fail_line)) {
+        c->failed = 0;
+        fail(c, rc, "syntax error: expected [section], key = value or a ; comment");
+    } else if (rc < 0) {
+        fail(c, 0, "cannot parse (libinih error %d)", rc);
+    }
+    if (!c->failed)
+        validate(c);
+    return c->failed ? CAIRN_EINVAL : 0;
+}
+
+int cairn_cfg_load(const char *path, cairn_cfg_t *cfg, char *err, size_t errsz)
+{
+    ctx_t *c = cairn_calloc(1, sizeof *c);
+    c->cfg = cfg;
+    c->name = path;
+    c->err = err;
+    c->errsz = errsz;
+    c->fp = fopen(path, "r");
+    int rc;
+    if (c->fp == NULL) {
+        fail(c, 0, "%s", strerror(errno));
+        rc = CAIRN_EINVAL;
+    } else {
+        rc = parse(c);
+        fclose(c->fp);
+    }
+    free(c);
+    return rc;
+}
+
+int cairn_cfg_load_string(const char *text, const char *name, cairn_cfg_t *cfg, char *err, size_t errsz)
+{
+    ctx_t *c = cairn_calloc(1, sizeof *c);
+    c->cfg = cfg;
+    c->name = name;
+    c->err = err;
+    c->errsz = errsz;
+    c->text = text;
+    int rc = parse(c);
+    free(c);
+    return rc;
+}
+
+const cairn_cfg_node_t *cairn_cfg_node(const cairn_cfg_t *cfg, uint32_t id)
+{
+    int i = node_index(cfg, id);
+    return i < 0 ? NULL : &cfg->nodes[i];
+}
+
+void cairn_cfg_help(FILE *out)
+{
+    for (size_t i = 0; i < NOPTS; i++) {
+        const opt_t *o = &opts[i];
+        char name[64];
+        snprintf(name, sizeof name, "%s.%s", o->sect == S_NODE ? "node.<id>" : sect_names[o->sect], o->key);
+        fprintf(out, "  %-26s %-6s %-15s %s\n", name, type_names[o->type], o->def ? o->def : "(required)", o->help);
+    }
+}

@@ -1,0 +1,528 @@
+/*
+ * meta.c — see meta.h. Record encodings and the blocking client calls of
+ * the metadata service.
+ *
+ * Object record encoding (little-endian, version 1):
+ *   u8 version (1), oid[16], u64 size, u64 mtime_ms,
+ *   u8 etag_len, etag bytes (no NUL), u8 k, u8 m, u32 block_size,
+ *   (k + m) x u32 node id,
+ *   bytes content_type, bytes user_meta (u32 length, then the bytes)
+ * The decoder rejects anything else: a bad version, k + m above
+ * CAIRN_MAX_FRAGS, an etag of 72 bytes or more, malformed user_meta pairs,
+ * trailing bytes.
+ *
+ * Client calls: the response status of a frame carries the cairn error of
+ * the operation and is returned as-is; a transport error from
+ * cairn_conn_call() is returned as-is too.
+ */
+#include "cairn/meta.h"
+
+#include <string.h>
+
+#include "cairn/err.h"
+
+#define OBJ_REC_VERSION 1
+
+/* ---- object records ---- */
+
+void cairn_obj_rec_encode(const cairn_obj_rec_t *r, cairn_buf_t *out)
+{
+    size_t etag_len = strnlen(r->etag, sizeof r->etag);
+    CAIRN_ASSERT(etag_len < sizeof r->etag);
+    CAIRN_ASSERT((unsigned)r->k + r->m <= CAIRN_MAX_FRAGS);
+    cairn_buf_put_u8(out, OBJ_REC_VERSION);
+    cairn_buf_append(out, r->oid, 16);
+    cairn_buf_put_u64(out, r->size);
+    cairn_buf_put_u64(out, (uint64_t)r->mtime_ms);
+    cairn_buf_put_u8(out, (uint8_t)etag_len);
+    cairn_buf_append(out, r->etag, etag_len);
+    cairn_buf_put_u8(out, r->k);
+    cairn_buf_put_u8(out, r->m);
+    cairn_buf_put_u32(out, r->block_size);
+    for (unsigned i = 0; i < (unsigned)r->k + r->m; i++)
+        cairn_buf_put_u32(out, r->nodes[i]);
+    cairn_buf_put_bytes(out, r->content_type, r->content_type_len);
+    cairn_buf_put_bytes(out, r->user_meta, r->user_meta_len);
+}
+
+/* 0 if p[0..len) is a well-formed sequence of (u16 len, name, u16 len, value). */
+static int user_meta_check(const uint8_t *p, size_t len)
+{
+    size_t off = 0;
+    const char *n, *v;
+    size_t nl, vl;
+    while (cairn_obj_meta_next(p, len, &off, &n, &nl, &v, &vl) == 1)
+        ;
+    return off == len ? 0 : CAIRN_EPROTO;
+}
+
+int cairn_obj_rec_decode(const uint8_t *p, size_t len, cairn_obj_rec_t *r)
+{
+    cairn_dec_t d;
+    cairn_dec_init(&d, p, len);
+    memset(r, 0, sizeof *r);
+    if (cairn_dec_u8(&d) != OBJ_REC_VERSION)
+        return CAIRN_EPROTO;
+    cairn_dec_raw(&d, r->oid, 16);
+    r->size = cairn_dec_u64(&d);
+    r->mtime_ms = (int64_t)cairn_dec_u64(&d);
+    uint8_t etag_len = cairn_dec_u8(&d);
+    if (etag_len >= sizeof r->etag)
+        return CAIRN_EPROTO;
+    cairn_dec_raw(&d, r->etag, etag_len);
+    r->etag[etag_len] = '\0';
+    r->k = cairn_dec_u8(&d);
+    r->m = cairn_dec_u8(&d);
+    if ((unsigned)r->k + r->m > CAIRN_MAX_FRAGS)
+        return CAIRN_EPROTO;
+    r->block_size = cairn_dec_u32(&d);
+    for (unsigned i = 0; i < (unsigned)r->k + r->m; i++)
+        r->nodes[i] = cairn_dec_u32(&d);
+    const uint8_t *ct;
+    cairn_dec_bytes(&d, &ct, &r->content_type_len);
+    r->content_type = (const char *)ct;
+    cairn_dec_bytes(&d, &r->user_meta, &r->user_meta_len);
+    if (d.err || cairn_dec_left(&d) != 0 || memchr(r->etag, '\0', etag_len) != NULL)
+        return CAIRN_EPROTO;
+    return user_meta_check(r->user_meta, r->user_meta_len);
+}
+
+void cairn_obj_meta_add(cairn_buf_t *b, const char *name, size_t name_len, const char *value, size_t value_len)
+{
+    CAIRN_ASSERT(name_len <= UINT16_MAX && value_len <= UINT16_MAX);
+    cairn_buf_put_u16(b, (uint16_t)name_len);
+    cairn_buf_append(b, name, name_len);
+    cairn_buf_put_u16(b, (uint16_t)value_len);
+    cairn_buf_append(b, value, value_len);
+}
+
+/* A malformed tail ends the iteration (returns 0 without moving *off), so a
+ * loop `while (cairn_obj_meta_next(...))` always terminates. */
+int cairn_obj_meta_next(const uint8_t *p, size_t len, size_t *off, const char **name, size_t *name_len,
+                        const char **value, size_t *value_len)
+{
+    if (*off >= len)
+        return 0;
+    cairn_dec_t d;
+    cairn_dec_init(&d, p + *off, len - *off);
+    size_t nl = cairn_dec_u16(&d);
+    const uint8_t *n = d.p;
+    if (d.err || cairn_dec_left(&d) < nl)
+        return 0;
+    d.p += nl;
+    size_t vl = cairn_dec_u16(&d);
+    const uint8_t *v = d.p;
+    if (d.err || cairn_dec_left(&d) < vl)
+        return 0;
+    d.p += vl;
+    *name = (const char *)n;
+    *name_len = nl;
+    *value = (const char *)v;
+    *value_len = vl;
+    *off = (size_t)(d.p - p);
+    return 1;
+}
+
+/* ---- bucket records and list messages ---- */
+
+void cairn_bucket_rec_encode(const cairn_bucket_rec_t *r, cairn_buf_t *out)
+{
+    cairn_buf_put_bytes(out, r->name, r->name_len);
+    cairn_buf_put_bytes(out, r->owner, r->owner_len);
+    cairn_buf_put_u64(out, (uint64_t)r->ctime_ms);
+}
+
+int cairn_bucket_rec_decode(cairn_dec_t *d, cairn_bucket_rec_t *r)
+{
+    const uint8_t *p;
+    cairn_dec_bytes(d, &p, &r->name_len);
+    r->name = (const char *)p;
+    cairn_dec_bytes(d, &p, &r->owner_len);
+    r->owner = (const char *)p;
+    r->ctime_ms = (int64_t)cairn_dec_u64(d);
+    return d->err ? CAIRN_EPROTO : 0;
+}
+
+void cairn_meta_list_req_encode(const cairn_meta_list_req_t *q, cairn_buf_t *out)
+{
+    cairn_buf_put_str(out, q->bucket);
+    cairn_buf_put_bytes(out, q->prefix, q->prefix_len);
+    cairn_buf_put_bytes(out, q->delimiter, q->delimiter_len);
+    cairn_buf_put_bytes(out, q->start_after, q->start_after_len);
+    cairn_buf_put_u32(out, q->max_keys);
+}
+
+int cairn_meta_list_req_decode(const uint8_t *p, size_t n, cairn_meta_list_req_t *q,
+                               char bucket[CAIRN_MAX_BUCKET_LEN + 1])
+{
+    cairn_dec_t d;
+    cairn_dec_init(&d, p, n);
+    const uint8_t *b, *v;
+    size_t blen;
+    cairn_dec_bytes(&d, &b, &blen);
+    cairn_dec_bytes(&d, &v, &q->prefix_len);
+    q->prefix = (const char *)v;
+    cairn_dec_bytes(&d, &v, &q->delimiter_len);
+    q->delimiter = (const char *)v;
+    cairn_dec_bytes(&d, &v, &q->start_after_len);
+    q->start_after = (const char *)v;
+    q->max_keys = cairn_dec_u32(&d);
+    if (d.err || cairn_dec_left(&d) != 0)
+        return CAIRN_EPROTO;
+    if (blen == 0 || blen > CAIRN_MAX_BUCKET_LEN || memchr(b, '\0', blen) != NULL)
+        return CAIRN_EINVAL;
+    memcpy(bucket, b, blen);
+    bucket[blen] = '\0';
+    q->bucket = bucket;
+    return 0;
+}
+
+void cairn_meta_list_init(cairn_meta_list_t *l)
+{
+    memset(l, 0, sizeof *l);
+    cairn_buf_init(&l->raw);
+}
+
+static void list_clear(cairn_meta_list_t *l)
+{
+    free(l->entries);
+    free(l->prefixes);
+    l->entries = NULL;
+    l->prefixes = NULL;
+    l->nentries = l->nprefixes = 0;
+    l->truncated = 0;
+    l->next = NULL;
+    l->next_len = 0;
+}
+
+void cairn_meta_list_dispose(cairn_meta_list_t *l)
+{
+    list_clear(l);
+    cairn_buf_dispose(&l->raw);
+}
+
+int cairn_meta_list_decode(cairn_meta_list_t *l)
+{
+    list_clear(l);
+    cairn_dec_t d;
+    cairn_dec_init(&d, l->raw.base, l->raw.len);
+    const uint8_t *p;
+    size_t n;
+
+    uint32_t ne = cairn_dec_u32(&d);
+    /* Each entry takes at least 4 + 8 + 8 + 4 + 1 bytes: bound the count
+     * before allocating so a bogus count cannot ask for gigabytes. */
+    if (d.err || ne > cairn_dec_left(&d) / 25)
+        goto bad;
+    l->entries = cairn_calloc(ne ? ne : 1, sizeof *l->entries);
+    for (uint32_t i = 0; i < ne; i++) {
+        cairn_meta_list_entry_t *e = &l->entries[i];
+        cairn_dec_bytes(&d, &p, &e->key_len);
+        e->key = (const char *)p;
+        e->size = cairn_dec_u64(&d);
+        e->mtime_ms = (int64_t)cairn_dec_u64(&d);
+        cairn_dec_bytes(&d, &p, &n);
+        if (d.err || n == 0 || p[n - 1] != '\0' || memchr(p, '\0', n - 1) != NULL)
+            goto bad;
+        e->etag = (const char *)p;
+    }
+    l->nentries = ne;
+
+    uint32_t np = cairn_dec_u32(&d);
+    if (d.err || np > cairn_dec_left(&d) / 4)
+        goto bad;
+    l->prefixes = cairn_calloc(np ? np : 1, sizeof *l->prefixes);
+    for (uint32_t i = 0; i < np; i++) {
+        cairn_dec_bytes(&d, &p, &l->prefixes[i].len);
+        l->prefixes[i].p = (const char *)p;
+    }
+    l->nprefixes = np;
+
+    l->truncated = cairn_dec_u8(&d);
+    cairn_dec_bytes(&d, &p, &l->next_len);
+    l->next = (const char *)p;
+    if (d.err || cairn_dec_left(&d) != 0 || l->truncated > 1)
+        goto bad;
+    return 0;
+bad:
+    list_clear(l);
+    return CAIRN_EPROTO;
+}
+
+/* ---- client calls ---- */
+
+/* One call whose request body is req (may be empty). The response body goes
+ * to resp. Returns the transport error or the response status. */
+static int call(cairn_conn_t *c, uint16_t op, uint64_t req_id, const cairn_buf_t *req, cairn_buf_t *resp)
+{
+    struct iovec iov = {.iov_base = req->base, .iov_len = req->len};
+    int32_t status = 0;
+    int rc = cairn_conn_call(c, op, req_id, &iov, req->len ? 1 : 0, resp, &status);
+    if (rc != 0)
+        return rc;
+    return status;
+}
+
+/* Copy a decoded string view into a caller's buffer; CAIRN_ETOOBIG if it does not fit. */
+static int copy_out(const uint8_t *p, size_t n, char *out, size_t outsz)
+{
+    if (n + 1 > outsz)
+        return CAIRN_ETOOBIG;
+    if (memchr(p, '\0', n) != NULL)
+        return CAIRN_EPROTO;
+    memcpy(out, p, n);
+    out[n] = '\0';
+    return 0;
+}
+
+int cairn_meta_user_get(cairn_conn_t *c, uint64_t req_id, const char *access_key, char *secret, size_t secret_sz,
+                        char *owner, size_t owner_sz)
+{
+    cairn_buf_t req, resp;
+    cairn_buf_init(&req);
+    cairn_buf_init(&resp);
+    cairn_buf_put_str(&req, access_key);
+    int rc = call(c, CAIRN_OP_META_USER_GET, req_id, &req, &resp);
+    if (rc == 0) {
+        cairn_dec_t d;
+        const uint8_t *s, *o, *dn;
+        size_t sl, ol, dl;
+        cairn_dec_init(&d, resp.base, resp.len);
+        cairn_dec_bytes(&d, &s, &sl);
+        cairn_dec_bytes(&d, &o, &ol);
+        cairn_dec_bytes(&d, &dn, &dl);
+        if (d.err || cairn_dec_left(&d) != 0)
+            rc = CAIRN_EPROTO;
+        if (rc == 0)
+            rc = copy_out(s, sl, secret, secret_sz);
+        if (rc == 0)
+            rc = copy_out(o, ol, owner, owner_sz);
+    }
+    cairn_buf_dispose(&req);
+    cairn_buf_dispose(&resp);
+    return rc;
+}
+
+int cairn_meta_user_put(cairn_conn_t *c, uint64_t req_id, const char *access_key, const char *secret,
+                        const char *owner, const char *display_name)
+{
+    cairn_buf_t req, resp;
+    cairn_buf_init(&req);
+    cairn_buf_init(&resp);
+    cairn_buf_put_str(&req, access_key);
+    cairn_buf_put_str(&req, secret);
+    cairn_buf_put_str(&req, owner);
+    cairn_buf_put_str(&req, display_name);
+    int rc = call(c, CAIRN_OP_META_USER_PUT, req_id, &req, &resp);
+    cairn_buf_dispose(&req);
+    cairn_buf_dispose(&resp);
+    return rc;
+}
+
+static int bucket_op(cairn_conn_t *c, uint16_t op, uint64_t req_id, const char *bucket, const char *owner)
+{
+    cairn_buf_t req, resp;
+    cairn_buf_init(&req);
+    cairn_buf_init(&resp);
+    cairn_buf_put_str(&req, bucket);
+    cairn_buf_put_str(&req, owner);
+    int rc = call(c, op, req_id, &req, &resp);
+    cairn_buf_dispose(&req);
+    cairn_buf_dispose(&resp);
+    return rc;
+}
+
+int cairn_meta_bucket_create(cairn_conn_t *c, uint64_t req_id, const char *bucket, const char *owner)
+{
+    return bucket_op(c, CAIRN_OP_META_BUCKET_CREATE, req_id, bucket, owner);
+}
+
+int cairn_meta_bucket_delete(cairn_conn_t *c, uint64_t req_id, const char *bucket, const char *owner)
+{
+    return bucket_op(c, CAIRN_OP_META_BUCKET_DELETE, req_id, bucket, owner);
+}
+
+int cairn_meta_bucket_head(cairn_conn_t *c, uint64_t req_id, const char *bucket, cairn_buf_t *scratch,
+                           cairn_bucket_rec_t *out)
+{
+    cairn_buf_t req;
+    cairn_buf_init(&req);
+    cairn_buf_put_str(&req, bucket);
+    int rc = call(c, CAIRN_OP_META_BUCKET_HEAD, req_id, &req, scratch);
+    cairn_buf_dispose(&req);
+    if (rc != 0)
+        return rc;
+    cairn_dec_t d;
+    cairn_dec_init(&d, scratch->base, scratch->len);
+    rc = cairn_bucket_rec_decode(&d, out);
+    return rc == 0 && cairn_dec_left(&d) != 0 ? CAIRN_EPROTO : rc;
+}
+
+int cairn_meta_bucket_list(cairn_conn_t *c, uint64_t req_id, const char *owner, cairn_buf_t *scratch,
+                           cairn_bucket_rec_t **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    cairn_buf_t req;
+    cairn_buf_init(&req);
+    cairn_buf_put_str(&req, owner);
+    int rc = call(c, CAIRN_OP_META_BUCKET_LIST, req_id, &req, scratch);
+    cairn_buf_dispose(&req);
+    if (rc != 0)
+        return rc;
+    cairn_dec_t d;
+    cairn_dec_init(&d, scratch->base, scratch->len);
+    uint32_t cnt = cairn_dec_u32(&d);
+    if (d.err || cnt > cairn_dec_left(&d) / 16) /* a record is at least 16 bytes */
+        return CAIRN_EPROTO;
+    cairn_bucket_rec_t *v = cairn_calloc(cnt ? cnt : 1, sizeof *v);
+    for (uint32_t i = 0; i < cnt; i++)
+        cairn_bucket_rec_decode(&d, &v[i]);
+    if (d.err || cairn_dec_left(&d) != 0) {
+        free(v);
+        return CAIRN_EPROTO;
+    }
+    *out = v;
+    *n = cnt;
+    return 0;
+}
+
+/* Decode "u8 had_old, [bytes old record]" from scratch. */
+static int decode_old(const cairn_buf_t *scratch, int *had_old, cairn_obj_rec_t *old)
+{
+    cairn_dec_t d;
+    cairn_dec_init(&d, scratch->base, scratch->len);
+    uint8_t h = cairn_dec_u8(&d);
+    *had_old = 0;
+    if (d.err || h > 1)
+        return CAIRN_EPROTO;
+    if (h) {
+        const uint8_t *p;
+        size_t n;
+        cairn_dec_bytes(&d, &p, &n);
+        if (d.err || cairn_obj_rec_decode(p, n, old) != 0)
+            return CAIRN_EPROTO;
+    }
+    if (cairn_dec_left(&d) != 0)
+        return CAIRN_EPROTO;
+    *had_old = h;
+    return 0;
+}
+
+int cairn_meta_obj_put(cairn_conn_t *c, uint64_t req_id, const char *bucket, const char *key, size_t key_len,
+                       const cairn_obj_rec_t *rec, cairn_buf_t *scratch, int *had_old, cairn_obj_rec_t *old)
+{
+    *had_old = 0;
+    if (key_len == 0 || key_len > CAIRN_MAX_KEY_LEN)
+        return CAIRN_EINVAL;
+    cairn_buf_t req, r;
+    cairn_buf_init(&req);
+    cairn_buf_init(&r);
+    cairn_obj_rec_encode(rec, &r);
+    cairn_buf_put_str(&req, bucket);
+    cairn_buf_put_bytes(&req, key, key_len);
+    cairn_buf_put_bytes(&req, r.base, r.len);
+    int rc = call(c, CAIRN_OP_META_OBJ_PUT, req_id, &req, scratch);
+    cairn_buf_dispose(&req);
+    cairn_buf_dispose(&r);
+    return rc != 0 ? rc : decode_old(scratch, had_old, old);
+}
+
+int cairn_meta_obj_get(cairn_conn_t *c, uint64_t req_id, const char *bucket, const char *key, size_t key_len,
+                       cairn_buf_t *scratch, cairn_obj_rec_t *out)
+{
+    if (key_len == 0 || key_len > CAIRN_MAX_KEY_LEN)
+        return CAIRN_EINVAL;
+    cairn_buf_t req;
+    cairn_buf_init(&req);
+    cairn_buf_put_str(&req, bucket);
+    cairn_buf_put_bytes(&req, key, key_len);
+    int rc = call(c, CAIRN_OP_META_OBJ_GET, req_id, &req, scratch);
+    cairn_buf_dispose(&req);
+    if (rc != 0)
+        return rc;
+    cairn_dec_t d;
+    const uint8_t *p;
+    size_t n;
+    cairn_dec_init(&d, scratch->base, scratch->len);
+    cairn_dec_bytes(&d, &p, &n);
+    if (d.err || cairn_dec_left(&d) != 0)
+        return CAIRN_EPROTO;
+    return cairn_obj_rec_decode(p, n, out);
+}
+
+int cairn_meta_obj_delete(cairn_conn_t *c, uint64_t req_id, const char *bucket, const char *key, size_t key_len,
+                          cairn_buf_t *scratch, int *had_old, cairn_obj_rec_t *old)
+{
+    *had_old = 0;
+    if (key_len == 0 || key_len > CAIRN_MAX_KEY_LEN)
+        return CAIRN_EINVAL;
+    cairn_buf_t req;
+    cairn_buf_init(&req);
+    cairn_buf_put_str(&req, bucket);
+    cairn_buf_put_bytes(&req, key, key_len);
+    int rc = call(c, CAIRN_OP_META_OBJ_DELETE, req_id, &req, scratch);
+    cairn_buf_dispose(&req);
+    return rc != 0 ? rc : decode_old(scratch, had_old, old);
+}
+
+int cairn_meta_obj_list(cairn_conn_t *c, uint64_t req_id, const cairn_meta_list_req_t *q, cairn_meta_list_t *out)
+{
+    list_clear(out);
+    cairn_buf_t req;
+    cairn_buf_init(&req);
+    cairn_meta_list_req_encode(q, &req);
+    int rc = call(c, CAIRN_OP_META_OBJ_LIST, req_id, &req, &out->raw);
+    cairn_buf_dispose(&req);
+    return rc != 0 ? rc : cairn_meta_list_decode(out);
+}
+
+int cairn_meta_gc_done(cairn_conn_t *c, uint64_t req_id, const uint8_t oid[16])
+{
+    cairn_buf_t req, resp;
+    cairn_buf_init(&req);
+    cairn_buf_init(&resp);
+    cairn_buf_append(&req, oid, 16);
+    int rc = call(c, CAIRN_OP_META_GC_DONE, req_id, &req, &resp);
+    cairn_buf_dispose(&req);
+    cairn_buf_dispose(&resp);
+    return rc;
+}
+
+int cairn_meta_gc_list(cairn_conn_t *c, uint64_t req_id, const uint8_t after[16], uint32_t max, cairn_buf_t *scratch,
+                       cairn_meta_gc_entry_t **out, size_t *n, int *more)
+{
+    *out = NULL;
+    *n = 0;
+    *more = 0;
+    cairn_buf_t req;
+    cairn_buf_init(&req);
+    cairn_buf_append(&req, after, 16);
+    cairn_buf_put_u32(&req, max);
+    int rc = call(c, CAIRN_OP_META_GC_LIST, req_id, &req, scratch);
+    cairn_buf_dispose(&req);
+    if (rc != 0)
+        return rc;
+    cairn_dec_t d;
+    cairn_dec_init(&d, scratch->base, scratch->len);
+    uint32_t cnt = cairn_dec_u32(&d);
+    if (d.err || cnt > cairn_dec_left(&d) / 20) /* oid + record length at least */
+        return CAIRN_EPROTO;
+    cairn_meta_gc_entry_t *v = cairn_calloc(cnt ? cnt : 1, sizeof *v);
+    for (uint32_t i = 0; i < cnt && rc == 0; i++) {
+        const uint8_t *p;
+        size_t len;
+        cairn_dec_raw(&d, v[i].oid, 16);
+        cairn_dec_bytes(&d, &p, &len);
+        rc = d.err ? CAIRN_EPROTO : cairn_obj_rec_decode(p, len, &v[i].rec);
+    }
+    uint8_t m = cairn_dec_u8(&d);
+    if (rc != 0 || d.err || cairn_dec_left(&d) != 0 || m > 1) {
+        free(v);
+        return CAIRN_EPROTO;
+    }
+    *out = v;
+    *n = cnt;
+    *more = m;
+    return 0;
+}

@@ -1,0 +1,318 @@
+/*
+ * s3_object.c — PutObject, GetObject (streamed, single Range), HeadObject,
+ * DeleteObject (worker side).
+ *
+ * Order of a PUT, and why: authenticate; check the bucket (so no fragments
+ * are written for a bucket that does not exist); write the fragments under a
+ * fresh object id; check the body's digests (Content-MD5, signed sha256);
+ * commit the record. Only the commit makes the object visible, so a crash or
+ * an error at any earlier point leaves nothing half-written in view, only
+ * orphan fragments (removed here on errors, by garbage collection after a
+ * crash). The superseded version's fragments are removed after the commit.
+ */
+#include <ctype.h>
+#include <openssl/evp.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "cairn/err.h"
+#include "cairn/log.h"
+#include "gw.h"
+
+#define GET_CHUNK_BYTES (4u << 20) /* data read from the nodes per round of a GET */
+#define MAX_USER_META 2048         /* S3's limit for x-amz-meta-* (names + values) */
+
+
+static const cairn_sigv4_header_t *header(gw_job_t *job, const char *name)
+{
+    size_t len = strlen(name);
+    for (size_t i = 0; i < job->nheaders; i++)
+        if (job->headers[i].name_len == len && memcmp(job->headers[i].name, name, len) == 0)
+            return &job->headers[i];
+    return NULL;
+}
+
+static void http_date(int64_t ms, char out[64])
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 64, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+}
+
+/* Remove a version's fragments, then tell the metadata tier they are gone. */
+static void drop_version(gw_worker_t *w, gw_job_t *job, const cairn_obj_rec_t *old)
+{
+    uint8_t oid[16];
+    memcpy(oid, old->oid, 16);
+    if (gw_store_delete(w, job->req_id, old) == 0)
+        cairn_meta_gc_done(&w->meta, job->req_id, oid);
+}
+
+static void put_object(gw_worker_t *w, gw_job_t *job)
+{
+    const cairn_sigv4_header_t *h;
+    uint8_t want_md5[16];
+    int have_md5 = 0;
+
+    if (job->body.len > w->gw->cfg.max_object_size) {
+        s3_error(job, "EntityTooLarge", NULL);
+        return;
+    }
+    if ((h = header(job, "x-amz-content-sha256")) && h->value_len > 10 && memcmp(h->value, "STREAMING-", 10) == 0) {
+        s3_error(job, "NotImplemented", "aws-chunked uploads are not supported yet; use UNSIGNED-PAYLOAD or a signed payload.");
+        return;
+    }
+    if (s3_auth(w, job, NULL) != 0)
+        return;
+    int check_sha = s3_auth_wants_body_hash(job);
+    if ((h = header(job, "content-md5"))) {
+        uint8_t tmp[24];
+        if (h->value_len != 24 || EVP_DecodeBlock(tmp, (const unsigned char *)h->value, 24) != 18) {
+            s3_error(job, "InvalidDigest", NULL);
+            return;
+        }
+        memcpy(want_md5, tmp, 16);
+        have_md5 = 1;
+    }
+    cairn_bucket_rec_t br;
+    int rc = cairn_meta_bucket_head(&w->meta, job->req_id, job->bucket, &w->scratch, &br);
+    if (rc != 0) {
+        s3_error_from(job, rc);
+        return;
+    }
+
+    gw_put_result_t res;
+    rc = gw_store_put(w, job, check_sha, &res);
+    if (rc != 0) {
+        if (!gw_job_cancelled(job))
+            s3_error_from(job, rc);
+        return;
+    }
+    cairn_obj_rec_t rec = {.size = job->body.len, .k = (uint8_t)w->gw->cfg.k, .m = (uint8_t)w->gw->cfg.m,
+                           .block_size = w->gw->cfg.block_size};
+    memcpy(rec.oid, res.oid, 16);
+    memcpy(rec.nodes, res.nodes, sizeof rec.nodes);
+    const char *fail = NULL;
+    if (have_md5 && memcmp(want_md5, res.md5, 16) != 0)
+        fail = "BadDigest";
+    if (check_sha) {
+        char hex[65];
+        cairn_hex(res.sha256, 32, hex);
+        h = header(job, "x-amz-content-sha256");
+        if (strncasecmp(hex, h->value, 64) != 0)
+            fail = "XAmzContentSHA256Mismatch";
+    }
+    if (fail) {
+        gw_store_delete(w, job->req_id, &rec);
+        s3_error(job, fail, NULL);
+        return;
+    }
+
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    rec.mtime_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    cairn_hex(res.md5, 16, rec.etag);
+    h = header(job, "content-type");
+    rec.content_type = h ? h->value : "binary/octet-stream";
+    rec.content_type_len = h ? h->value_len : strlen(rec.content_type);
+    cairn_buf_t um;
+    cairn_buf_init(&um);
+    size_t meta_bytes = 0;
+    for (size_t i = 0; i < job->nheaders; i++) {
+        const cairn_sigv4_header_t *x = &job->headers[i];
+        if (x->name_len > 11 && memcmp(x->name, "x-amz-meta-", 11) == 0) {
+            cairn_obj_meta_add(&um, x->name + 11, x->name_len - 11, x->value, x->value_len);
+            meta_bytes += x->name_len - 11 + x->value_len;
+        }
+    }
+    if (meta_bytes > MAX_USER_META) {
+        cairn_buf_dispose(&um);
+        gw_store_delete(w, job->req_id, &rec);
+        s3_error(job, "MetadataTooLarge", NULL);
+        return;
+    }
+    rec.user_meta = um.base;
+    rec.user_meta_len = um.len;
+
+    int had_old = 0;
+    cairn_obj_rec_t old;
+    rc = cairn_meta_obj_put(&w->meta, job->req_id, job->bucket, job->key, job->key_len, &rec, &w->scratch, &had_old,
+                            &old);
+    cairn_buf_dispose(&um);
+    if (rc != 0) {
+        cairn_log(CAIRN_LOG_WARN, job->req_id, "put: commit failed: %s", cairn_strerror(rc));
+        if (rc != CAIRN_ETIMEOUT && rc > -CAIRN_EBASE - 1000) /* surely not committed: drop the new fragments */
+            gw_store_delete(w, job->req_id, &rec);
+        s3_error_from(job, rc);
+        return;
+    }
+    job->status = 200;
+    gw_job_header(job, "etag", "\"%s\"", rec.etag);
+    if (had_old)
+        drop_version(w, job, &old);
+}
+
+/* Parse a single "bytes=" range against size. 1: range set; 0: no usable
+ * Range (serve everything); -1: unsatisfiable. */
+static int parse_range(const cairn_sigv4_header_t *h, uint64_t size, uint64_t *first, uint64_t *last)
+{
+    char v[128];
+    if (h == NULL || h->value_len >= sizeof v)
+        return 0;
+    memcpy(v, h->value, h->value_len);
+    v[h->value_len] = '\0';
+    if (strncmp(v, "bytes=", 6) != 0 || strchr(v, ','))
+        return 0;
+    char *p = v + 6, *e;
+    if (*p == '-') {
+        if (!isdigit((unsigned char)p[1]))
+            return 0;
+        unsigned long long n = strtoull(p + 1, &e, 10);
+        if (*e)
+            return 0;
+        if (n == 0 || size == 0)
+            return -1;
+        *first = n >= size ? 0 : size - n;
+        *last = size - 1;
+        return 1;
+    }
+    if (!isdigit((unsigned char)*p))
+        return 0;
+    unsigned long long a = strtoull(p, &e, 10), b;
+    if (*e != '-')
+        return 0;
+    p = e + 1;
+    if (*p == '\0') {
+        b = size ? size - 1 : 0;
+    } else {
+        if (!isdigit((unsigned char)*p))
+            return 0;
+        b = strtoull(p, &e, 10);
+        if (*e || b < a)
+            return 0;
+    }
+    if (a >= size)
+        return -1;
+    *first = a;
+    *last = b >= size ? size - 1 : b;
+    return 1;
+}
+
+static void object_headers(gw_job_t *job)
+{
+    const cairn_obj_rec_t *r = &job->rec;
+    char date[64];
+    http_date(r->mtime_ms, date);
+    gw_job_header(job, "etag", "\"%s\"", r->etag);
+    gw_job_header(job, "last-modified", "%s", date);
+    gw_job_header(job, "accept-ranges", "bytes");
+    gw_job_header(job, "content-type", "%.*s", (int)r->content_type_len, r->content_type);
+    size_t off = 0;
+    const char *n, *v;
+    size_t nl, vl;
+    while (cairn_obj_meta_next(r->user_meta, r->user_meta_len, &off, &n, &nl, &v, &vl)) {
+        char name[128];
+        snprintf(name, sizeof name, "x-amz-meta-%.*s", (int)nl, n);
+        gw_job_header(job, name, "%.*s", (int)vl, v);
+    }
+}
+
+/* Read the next chunk of stripes covering job->pos into job->chunk. */
+static int read_chunk(gw_worker_t *w, gw_job_t *job)
+{
+    const cairn_obj_rec_t *r = &job->rec;
+    uint64_t sb = (uint64_t)r->k * r->block_size;
+    uint64_t s = job->pos / sb, last = (job->end - 1) / sb;
+    uint64_t per = GET_CHUNK_BYTES / sb ? GET_CHUNK_BYTES / sb : 1;
+    uint32_t n = (uint32_t)(last - s + 1 < per ? last - s + 1 : per);
+    size_t need = (size_t)(n * sb);
+    if (job->chunk_cap < need) {
+        free(job->chunk);
+        job->chunk = cairn_malloc(need);
+        job->chunk_cap = need;
+    }
+    int rc = gw_store_read(w, job->req_id, r, s, n, job->chunk);
+    if (rc != 0)
+        return rc;
+    uint64_t base = s * sb, stop = (s + n) * sb < job->end ? (s + n) * sb : job->end;
+    job->out = h2o_iovec_init(job->chunk + (job->pos - base), (size_t)(stop - job->pos));
+    job->pos = stop;
+    return 0;
+}
+
+static void get_object(gw_worker_t *w, gw_job_t *job)
+{
+    if (s3_auth(w, job, NULL) != 0)
+        return;
+    int rc = cairn_meta_obj_get(&w->meta, job->req_id, job->bucket, job->key, job->key_len, &job->rec_buf, &job->rec);
+    if (rc != 0) {
+        s3_error_from(job, rc);
+        return;
+    }
+    uint64_t size = job->rec.size, first = 0, last = size ? size - 1 : 0;
+    int ranged = parse_range(header(job, "range"), size, &first, &last);
+    if (ranged < 0) {
+        s3_error(job, "InvalidRange", NULL);
+        gw_job_header(job, "content-range", "bytes */%llu", (unsigned long long)size);
+        return;
+    }
+    object_headers(job);
+    job->status = 200;
+    job->pos = 0;
+    job->end = size;
+    if (ranged > 0) {
+        job->status = 206;
+        job->pos = first;
+        job->end = last + 1;
+        gw_job_header(job, "content-range", "bytes %llu-%llu/%llu", (unsigned long long)first,
+                      (unsigned long long)last, (unsigned long long)size);
+    }
+    if (job->is_head || job->end == job->pos)
+        return;
+    rc = read_chunk(w, job);
+    if (rc != 0) {
+        cairn_buf_reset(&job->resp_hdrs);
+        s3_error_from(job, rc);
+        return;
+    }
+    job->streaming = 1;
+}
+
+void s3_get_next_step(gw_worker_t *w, gw_job_t *job)
+{
+    int rc = read_chunk(w, job);
+    job->status = rc == 0 ? 0 : 500;
+    if (rc != 0)
+        cairn_log(CAIRN_LOG_ERROR, job->req_id, "get: read failed mid-stream at byte %llu: %s",
+                  (unsigned long long)job->pos, cairn_strerror(rc));
+}
+
+static void delete_object(gw_worker_t *w, gw_job_t *job)
+{
+    if (s3_auth(w, job, NULL) != 0)
+        return;
+    int had_old = 0;
+    cairn_obj_rec_t old;
+    int rc = cairn_meta_obj_delete(&w->meta, job->req_id, job->bucket, job->key, job->key_len, &w->scratch, &had_old,
+                                   &old);
+    if (rc != 0 && rc != CAIRN_ENOTFOUND) {
+        s3_error_from(job, rc);
+        return;
+    }
+    job->status = 204;
+    if (rc == 0 && had_old)
+        drop_version(w, job, &old);
+}
+
+void s3_object_step(gw_worker_t *w, gw_job_t *job)
+{
+    switch (job->op) {
+    case S3_OP_PUT_OBJECT: put_object(w, job); break;
+    case S3_OP_GET_OBJECT:
+    case S3_OP_HEAD_OBJECT: get_object(w, job); break;
+    case S3_OP_DELETE_OBJECT: delete_object(w, job); break;
+    default: s3_error(job, "NotImplemented", NULL); break;
+    }
+}

@@ -1,0 +1,336 @@
+/*
+ * store.c — the erasure-coded data path of the gateway (runs on workers).
+ *
+ * PUT: the request body (already in memory or in h2o's spill file) is cut
+ * into stripes of k*B bytes. Data blocks are pointers into the body, so a
+ * full stripe is never copied; only the last, partial stripe is copied into
+ * a zero-padded buffer. Each stripe's parity is computed with ISA-L, each
+ * block gets its XXH3, and block i goes to fragment i's node over one
+ * streamed FRAG_PUT per node. The node acknowledges after fsync + rename +
+ * directory fsync. A PUT needs k+1 acknowledgements (k when m == 0): one lost
+ * node more than the bare minimum may still be read back.
+ *
+ * GET: a chunk of stripes is requested from the k data fragments at once
+ * (send to all, then collect). Every block's checksum is verified here even
+ * though the node checked it too: the bytes crossed a network. A fragment
+ * that is missing, late or wrong is replaced by parity fragments and the
+ * stripe is rebuilt with ISA-L. The client gets correct bytes or an error.
+ */
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <string.h>
+
+#include "cairn/err.h"
+#include "cairn/frag.h"
+#include "cairn/log.h"
+#include "gw.h"
+
+int gw_worker_init(gw_worker_t *w, gw_t *gw)
+{
+    const cairn_cfg_t *cfg = &gw->cfg;
+    size_t nfrag = (size_t)cfg->k + cfg->m;
+    memset(w, 0, sizeof *w);
+    w->gw = gw;
+    cairn_conn_init(&w->meta, cfg->meta_addr, gw->key, cfg->io_timeout_ms);
+    w->nodes = cairn_calloc(cfg->nnodes, sizeof *w->nodes);
+    for (size_t i = 0; i < cfg->nnodes; i++)
+        cairn_conn_init(&w->nodes[i], cfg->nodes[i].addr, gw->key, cfg->io_timeout_ms);
+    cairn_buf_init(&w->scratch);
+    w->leg_bufs = cairn_calloc(CAIRN_MAX_FRAGS, sizeof *w->leg_bufs);
+    w->parity = cairn_malloc((size_t)(cfg->m ? cfg->m : 1) * cfg->block_size);
+    w->pad = cairn_malloc((size_t)cfg->k * cfg->block_size);
+    w->rebuild = cairn_malloc(nfrag * cfg->block_size);
+    w->place_scratch = cairn_malloc(cairn_place_scratch_size(cfg->nnodes));
+    return 0;
+}
+
+void gw_worker_dispose(gw_worker_t *w)
+{
+    cairn_conn_dispose(&w->meta);
+    for (size_t i = 0; i < w->gw->cfg.nnodes; i++)
+        cairn_conn_dispose(&w->nodes[i]);
+    free(w->nodes);
+    for (int i = 0; i < CAIRN_MAX_FRAGS; i++)
+        cairn_buf_dispose(&w->leg_bufs[i]);
+    free(w->leg_bufs);
+    cairn_buf_dispose(&w->scratch);
+    free(w->parity);
+    free(w->pad);
+    free(w->rebuild);
+    free(w->place_scratch);
+}
+
+/* The connection to the node with stable id `id`, or NULL if the map lacks it. */
+static cairn_conn_t *node_conn(gw_worker_t *w, uint32_t id)
+{
+    for (size_t i = 0; i < w->gw->cfg.nnodes; i++)
+        if (w->gw->cfg.nodes[i].id == id)
+            return &w->nodes[i];
+    return NULL;
+}
+
+int gw_store_put(gw_worker_t *w, gw_job_t *job, int want_sha256, gw_put_result_t *out)
+{
+    gw_t *gw = w->gw;
+    const int k = gw->cfg.k, m = gw->cfg.m, n = k + m;
+    const uint32_t B = gw->cfg.block_size;
+    uint32_t pick[CAIRN_MAX_FRAGS];
+    cairn_conn_t *legs[CAIRN_MAX_FRAGS];
+    int ok[CAIRN_MAX_FRAGS];
+    int rc = 0;
+
+    RAND_bytes(out->oid, sizeof out->oid);
+    if (cairn_place_pick(out->oid, gw->place_nodes, gw->cfg.nnodes, n, w->place_scratch, pick) < n)
+        return CAIRN_EUNAVAIL;
+
+    cairn_frag_hdr_t fh = {.k = (uint8_t)k, .m = (uint8_t)m, .block_size = B, .object_size = job->body.len};
+    memcpy(fh.oid, out->oid, 16);
+    uint64_t fsize = cairn_frag_file_size(&fh);
+    int alive = 0;
+    for (int i = 0; i < n; i++) {
+        uint8_t hdr[CAIRN_FRAG_HDR_SIZE];
+        out->nodes[i] = gw->cfg.nodes[pick[i]].id;
+        legs[i] = &w->nodes[pick[i]];
+        fh.index = (uint8_t)i;
+        cairn_frag_hdr_encode(&fh, hdr);
+        struct iovec iov = {hdr, sizeof hdr};
+        ok[i] = cairn_conn_stream_begin(legs[i], CAIRN_OP_FRAG_PUT, job->req_id, fsize) == 0 &&
+                cairn_conn_stream_write(legs[i], &iov, 1) == 0;
+        if (!ok[i])
+            cairn_log(CAIRN_LOG_WARN, job->req_id, "fragment %d: node %u (%s) unreachable", i, out->nodes[i],
+                      legs[i]->addr);
+        alive += ok[i];
+    }
+
+    EVP_MD_CTX *md5 = EVP_MD_CTX_new(), *sha = want_sha256 ? EVP_MD_CTX_new() : NULL;
+    EVP_DigestInit_ex(md5, EVP_md5(), NULL);
+    if (sha)
+        EVP_DigestInit_ex(sha, EVP_sha256(), NULL);
+
+    uint64_t nstripes = cairn_frag_nstripes(&fh);
+    const int need = m > 0 ? k + 1 : k;
+    for (uint64_t s = 0; s < nstripes && alive >= need; s++) {
+        if (gw_job_body_acquire(job) != 0) {
+            rc = CAIRN_EUNAVAIL;
+            break;
+        }
+        const uint8_t *src = (const uint8_t *)job->body.base + s * (uint64_t)k * B;
+        uint64_t sbytes = cairn_frag_stripe_bytes(&fh, s);
+        size_t L = cairn_frag_block_len(&fh, s);
+        uint8_t *data[CAIRN_MAX_FRAGS], *parity[CAIRN_MAX_FRAGS];
+        EVP_DigestUpdate(md5, src, sbytes);
+        if (sha)
+            EVP_DigestUpdate(sha, src, sbytes);
+        if (sbytes == (uint64_t)k * L) {
+            for (int i = 0; i < k; i++)
+                data[i] = (uint8_t *)src + (size_t)i * L;
+        } else {
+            memcpy(w->pad, src, sbytes);
+            memset(w->pad + sbytes, 0, (size_t)k * L - sbytes);
+            for (int i = 0; i < k; i++)
+                data[i] = w->pad + (size_t)i * L;
+        }
+        for (int i = 0; i < m; i++)
+            parity[i] = w->parity + (size_t)i * L;
+        cairn_ec_encode(gw->ec, L, data, parity);
+        for (int i = 0; i < n; i++) {
+            if (!ok[i])
+                continue;
+            uint8_t *blk = i < k ? data[i] : parity[i - k];
+            uint8_t sum[8];
+            cairn_le64_put(sum, cairn_frag_sum(blk, L));
+            struct iovec iov[2] = {{blk, L}, {sum, sizeof sum}};
+            if (cairn_conn_stream_write(legs[i], iov, 2) != 0) {
+                cairn_log(CAIRN_LOG_WARN, job->req_id, "fragment %d: write to node %u failed", i, out->nodes[i]);
+                ok[i] = 0;
+                alive--;
+            }
+        }
+        gw_job_body_release(job);
+    }
+    EVP_DigestFinal_ex(md5, out->md5, NULL);
+    EVP_MD_CTX_free(md5);
+    out->have_sha256 = sha != NULL;
+    if (sha) {
+        EVP_DigestFinal_ex(sha, out->sha256, NULL);
+        EVP_MD_CTX_free(sha);
+    }
+
+    int acked = 0;
+    for (int i = 0; i < n; i++) {
+        if (!ok[i])
+            continue;
+        int32_t status = 0;
+        if (rc == 0 && alive >= need && cairn_conn_stream_end(legs[i], &w->scratch, &status) == 0 && status == 0) {
+            acked++;
+        } else {
+            if (rc == 0 && alive >= need)
+                cairn_log(CAIRN_LOG_WARN, job->req_id, "fragment %d: node %u refused: %s", i, out->nodes[i],
+                          cairn_strerror(status));
+            cairn_conn_close(legs[i]); /* abandons the streamed put: the node drops its temp file */
+            ok[i] = 0;
+        }
+    }
+    if (rc == 0 && acked < need) {
+        cairn_log(CAIRN_LOG_ERROR, job->req_id, "put: only %d of %d fragments durable, need %d", acked, n, need);
+        rc = CAIRN_EUNAVAIL;
+    }
+    if (rc != 0) {
+        cairn_obj_rec_t rec = {.k = (uint8_t)k, .m = (uint8_t)m};
+        memcpy(rec.oid, out->oid, 16);
+        memcpy(rec.nodes, out->nodes, sizeof rec.nodes);
+        gw_store_delete(w, job->req_id, &rec);
+    } else if (acked < n) {
+        cairn_log(CAIRN_LOG_WARN, job->req_id, "put: %d of %d fragments durable (object degraded)", acked, n);
+    }
+    return rc;
+}
+
+/* Check one FRAG_GET answer: header matches the record, every block's sum
+ * matches. 0, or CAIRN_ECORRUPT / CAIRN_EPROTO. */
+static int check_leg(const cairn_obj_rec_t *rec, const cairn_frag_hdr_t *want, int index, uint64_t first, uint32_t n,
+                     const cairn_buf_t *b)
+{
+    cairn_frag_hdr_t h;
+    if (b->len < CAIRN_FRAG_HDR_SIZE || cairn_frag_hdr_decode(b->base, &h) != 0)
+        return CAIRN_ECORRUPT;
+    if (memcmp(h.oid, rec->oid, 16) != 0 || h.index != index || h.k != want->k || h.m != want->m ||
+        h.block_size != want->block_size || h.object_size != want->object_size)
+        return CAIRN_ECORRUPT;
+    size_t off = CAIRN_FRAG_HDR_SIZE;
+    for (uint32_t i = 0; i < n; i++) {
+        size_t L = cairn_frag_block_len(&h, first + i);
+        if (b->len - off < L + CAIRN_FRAG_SUM_SIZE)
+            return CAIRN_EPROTO;
+        if (cairn_frag_sum(b->base + off, L) != cairn_le64_get(b->base + off + L))
+            return CAIRN_ECORRUPT;
+        off += L + CAIRN_FRAG_SUM_SIZE;
+    }
+    return off == b->len ? 0 : CAIRN_EPROTO;
+}
+
+/* Pointer to block `i` (relative stripe) inside a checked leg response. */
+static const uint8_t *leg_block(const cairn_frag_hdr_t *h, const cairn_buf_t *b, uint64_t first, uint32_t i)
+{
+    size_t off = CAIRN_FRAG_HDR_SIZE;
+    for (uint32_t j = 0; j < i; j++)
+        off += cairn_frag_block_len(h, first + j) + CAIRN_FRAG_SUM_SIZE;
+    return b->base + off;
+}
+
+int gw_store_read(gw_worker_t *w, uint64_t req_id, const cairn_obj_rec_t *rec, uint64_t first, uint32_t n,
+                  uint8_t *out)
+{
+    const int k = rec->k, m = rec->m, nf = k + m;
+    cairn_frag_hdr_t fh = {.k = rec->k, .m = rec->m, .block_size = rec->block_size, .object_size = rec->size};
+    memcpy(fh.oid, rec->oid, 16);
+    uint8_t present[CAIRN_MAX_FRAGS] = {0}, asked[CAIRN_MAX_FRAGS] = {0};
+    cairn_conn_t *conns[CAIRN_MAX_FRAGS];
+    uint8_t body[16 + 1 + 8 + 4];
+    int have = 0;
+
+    for (int i = 0; i < nf; i++)
+        conns[i] = node_conn(w, rec->nodes[i]);
+    /* Ask the data fragments first; widen to parity for each failure. */
+    int next = 0;
+    while (have < k) {
+        int batch[CAIRN_MAX_FRAGS], nb = 0;
+        while (next < nf && have + nb < k) {
+            int i = next++;
+            asked[i] = 1;
+            memcpy(body, rec->oid, 16);
+            body[16] = (uint8_t)i;
+            cairn_le64_put(body + 17, first);
+            cairn_le32_put(body + 25, n);
+            struct iovec iov = {body, sizeof body};
+            if (conns[i] && cairn_conn_send(conns[i], CAIRN_OP_FRAG_GET, req_id, &iov, 1) == 0)
+                batch[nb++] = i;
+            else
+                cairn_log(CAIRN_LOG_WARN, req_id, "fragment %d: node %u unreachable", i, rec->nodes[i]);
+        }
+        if (nb == 0 && next >= nf)
+            break;
+        for (int j = 0; j < nb; j++) {
+            int i = batch[j];
+            int32_t status = 0;
+            int rc = cairn_conn_recv(conns[i], &w->leg_bufs[i], &status);
+            if (rc == 0 && status == 0)
+                rc = check_leg(rec, &fh, i, first, n, &w->leg_bufs[i]);
+            else if (rc == 0)
+                rc = status;
+            if (rc == 0) {
+                present[i] = 1;
+                have++;
+            } else {
+                cairn_log(CAIRN_LOG_WARN, req_id, "fragment %d on node %u: %s; reading parity", i, rec->nodes[i],
+                          cairn_strerror(rc));
+            }
+        }
+    }
+    if (have < k) {
+        cairn_log(CAIRN_LOG_ERROR, req_id, "read: only %d of %d fragments readable, need %d", have, nf, k);
+        return CAIRN_EUNAVAIL;
+    }
+    (void)asked;
+
+    int degraded = 0;
+    for (int i = 0; i < k; i++)
+        degraded |= !present[i];
+    uint64_t opos = 0;
+    for (uint32_t s = 0; s < n; s++) {
+        size_t L = cairn_frag_block_len(&fh, first + s);
+        uint64_t sbytes = cairn_frag_stripe_bytes(&fh, first + s);
+        const uint8_t *blocks[CAIRN_MAX_FRAGS];
+        if (degraded) {
+            uint8_t *frags[CAIRN_MAX_FRAGS];
+            for (int i = 0; i < nf; i++) {
+                frags[i] = w->rebuild + (size_t)i * L;
+                if (present[i])
+                    memcpy(frags[i], leg_block(&fh, &w->leg_bufs[i], first, s), L);
+            }
+            int rc = cairn_ec_reconstruct(w->gw->ec, L, frags, present);
+            if (rc != 0)
+                return rc;
+            for (int i = 0; i < k; i++)
+                blocks[i] = frags[i];
+        } else {
+            for (int i = 0; i < k; i++)
+                blocks[i] = leg_block(&fh, &w->leg_bufs[i], first, s);
+        }
+        uint64_t left = sbytes;
+        for (int i = 0; i < k && left > 0; i++) {
+            size_t c = left < L ? (size_t)left : L;
+            memcpy(out + opos, blocks[i], c);
+            opos += c;
+            left -= c;
+        }
+    }
+    return 0;
+}
+
+int gw_store_delete(gw_worker_t *w, uint64_t req_id, const cairn_obj_rec_t *rec)
+{
+    int nf = rec->k + rec->m, failed = 0;
+    uint8_t body[17];
+    memcpy(body, rec->oid, 16);
+    cairn_conn_t *sent[CAIRN_MAX_FRAGS] = {0};
+    for (int i = 0; i < nf; i++) {
+        cairn_conn_t *c = node_conn(w, rec->nodes[i]);
+        body[16] = (uint8_t)i;
+        struct iovec iov = {body, sizeof body};
+        if (c && cairn_conn_send(c, CAIRN_OP_FRAG_DELETE, req_id, &iov, 1) == 0)
+            sent[i] = c;
+        else
+            failed++;
+    }
+    for (int i = 0; i < nf; i++) {
+        int32_t status = 0;
+        if (!sent[i])
+            continue;
+        if (cairn_conn_recv(sent[i], &w->scratch, &status) != 0 || (status != 0 && status != CAIRN_ENOTFOUND))
+            failed++;
+    }
+    if (failed)
+        cairn_log(CAIRN_LOG_WARN, req_id, "delete: %d fragment(s) not removed; left for garbage collection", failed);
+    return failed ? CAIRN_EUNAVAIL : 0;
+}
