@@ -14,7 +14,7 @@ B := build-$(SANITIZER)
 endif
 
 CC      ?= cc
-PKGS    := libh2o-evloop openssl libisal libxxhash lmdb inih
+PKGS    := libh2o-evloop openssl libisal libxxhash lmdb inih raft libuv expat
 CPPFLAGS += -Icommon/include -DH2O_USE_LIBUV=0 -D_GNU_SOURCE
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -pthread -MMD -MP
@@ -92,7 +92,8 @@ $(B)/tests/metadata/%: $(B)/obj/tests/unit/metadata/%.o $(call svc_objs,$(META_S
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka
 
 DEB_PKGS := build-essential pkg-config libh2o-evloop-dev libssl-dev libisal-dev libxxhash-dev \
-            liblmdb-dev libinih-dev libcmocka-dev libraft-dev libuv1-dev curl awscli python3
+            liblmdb-dev libinih-dev libcmocka-dev libraft-dev libuv1-dev libexpat1-dev curl awscli python3 \
+            python3-boto3
 deps:
 	@tools/deps.sh $(DEB_PKGS)
 
@@ -108,8 +109,21 @@ test: deps all
 bench: deps all
 	tools/bench.sh $(B)
 
+# Fuzz targets (libFuzzer, clang): build, then run each for FUZZ_SECONDS on its corpus.
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
+FUZZ_SECONDS ?= 30
+build-fuzz/%: tests/fuzz/%.c $(COMMON_SRC)
+	@mkdir -p build-fuzz
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -DH2O_USE_LIBUV=0 -Icommon/include $(PKG_CFLAGS) \
+	    -o $@ $< $(COMMON_SRC) $(PKG_LIBS)
+fuzz: deps $(FUZZ_BINS)
+	@for f in $(FUZZ_BINS); do n=$${f#build-fuzz/fuzz_}; mkdir -p tests/fuzz/corpus/$$n; \
+	    echo "fuzzing $$n for $(FUZZ_SECONDS) s"; \
+	    $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 tests/fuzz/corpus/$$n 2>&1 | tail -n 2 || exit 1; done
+
 clean:
 	rm -rf build build-*
 
-.PHONY: all deps run test bench clean
+.PHONY: all deps run test bench fuzz clean
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

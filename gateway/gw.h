@@ -6,9 +6,10 @@
  * of request bodies). A request becomes a gw_job_t: the loop thread parses
  * it and hands it to the pool; a worker runs the job's step and posts the job
  * back to its loop thread, which answers the client. A GET is a job that goes
- * round several times, one chunk of stripes per round, paced by h2o's
- * proceed callback (backpressure: no chunk is read before the previous one
- * was written to the client).
+ * round several times, one chunk of stripes per round, with two chunk
+ * buffers: while h2o writes one to the client, a worker reads the next into
+ * the other. Backpressure: a read starts only when a buffer is free, so at
+ * most two chunks per GET are in memory and a slow client slows the reads.
  *
  * Only the loop thread touches job->req. A worker touches the request body
  * (borrowed from h2o) only while it holds job->body_busy; if the request dies
@@ -50,6 +51,22 @@ typedef enum {
     S3_OP_GET_OBJECT,
     S3_OP_HEAD_OBJECT,
     S3_OP_DELETE_OBJECT,
+    /* s3_ext.h */
+    S3_OP_CREATE_MPU,
+    S3_OP_UPLOAD_PART,
+    S3_OP_UPLOAD_PART_COPY,
+    S3_OP_COMPLETE_MPU,
+    S3_OP_ABORT_MPU,
+    S3_OP_LIST_PARTS,
+    S3_OP_LIST_MPUS,
+    S3_OP_COPY_OBJECT,
+    S3_OP_DELETE_OBJECTS,
+    S3_OP_GET_BUCKET_VERSIONING,
+    S3_OP_LIST_OBJECT_VERSIONS,
+    S3_OP_GET_ACL,
+    S3_OP_PUT_ACL,
+    S3_OP_GET_OBJECT_TAGGING,
+    S3_OP_BUCKET_CONFIG,
 } s3_op_t;
 
 struct gw_s {
@@ -77,7 +94,7 @@ struct gw_thread_s {
 struct gw_worker_s {
     gw_t *gw;
     pthread_t tid;
-    cairn_conn_t meta;
+    cairn_meta_client_t meta;  /* the metadata replicas (follows the leader) */
     cairn_conn_t *nodes;        /* one per cfg.nodes[i] */
     cairn_buf_t scratch;        /* metadata responses */
     cairn_buf_t *leg_bufs;      /* one response buffer per fragment index */
@@ -132,11 +149,17 @@ struct gw_job_s {
     cairn_buf_t rec_buf;
     cairn_obj_rec_t rec;
     uint64_t pos, end;          /* next byte to send, end (exclusive) */
-    uint8_t *chunk; size_t chunk_cap;
-    h2o_iovec_t out;            /* the chunk being sent */
+    uint8_t *chunk[2]; size_t chunk_cap[2];
+    h2o_iovec_t out[2];         /* the read part of each chunk buffer */
+    int rd;                     /* buffer the next (or running) read fills */
+    int read_busy;              /* a worker is reading into chunk[rd] */
+    int read_ready;             /* chunk[rd ^ 1]... see http.c: a read chunk waits to be sent */
+    int want;                   /* h2o asked for more (proceed) and nothing was ready */
+    int read_err;               /* the last read failed */
     h2o_generator_t generator;
     int streaming;
     uint64_t sent;
+    struct { size_t off; uint64_t base; } part_cur; /* multipart GET: next part entry, its first byte (s3_multipart.c) */
 };
 
 /* worker pool (pool.c) */
@@ -164,6 +187,10 @@ int s3_error_status(const char *code);
 
 /* s3_auth.c: authenticate the job's request (worker). 0, or sets an S3 error and returns -1. */
 int s3_auth(gw_worker_t *w, gw_job_t *job, const uint8_t *payload_sha256 /* NULL: not computed */);
+/* The same, also handing back the parsed credentials and the verify result
+ * (signing key for aws-chunked bodies); either may be NULL. */
+int s3_auth_full(gw_worker_t *w, gw_job_t *job, const uint8_t *payload_sha256, cairn_sigv4_auth_t *auth_out,
+                 cairn_sigv4_result_t *res_out);
 /* Does the request ask us to hash the body for its signature? (curl without x-amz-content-sha256, or a hex hash) */
 int s3_auth_wants_body_hash(gw_job_t *job);
 

@@ -15,6 +15,7 @@
 #include "cairn/log.h"
 #include "cairn/uri.h"
 #include "gw.h"
+#include "s3_ext.h"
 
 typedef struct {
     gw_job_t *job;
@@ -27,7 +28,8 @@ static void job_free(gw_job_t *job)
     free(job->query);
     free(job->headers);
     free(job->err_msg);
-    free(job->chunk);
+    free(job->chunk[0]);
+    free(job->chunk[1]);
     cairn_buf_dispose(&job->hdr_store);
     cairn_buf_dispose(&job->resp_hdrs);
     cairn_buf_dispose(&job->resp_body);
@@ -143,37 +145,66 @@ static void add_headers(gw_job_t *job)
     }
 }
 
-/* ---- GET streaming ---- */
+/* ---- GET streaming ----
+ *
+ * Two buffers alternate. Sending chunk[i] hands it to h2o until the next
+ * proceed; at that moment the worker may start filling chunk[i ^ 1], which
+ * h2o released at the previous proceed. State (loop thread only):
+ * read_busy — a worker fills chunk[rd]; read_ready — chunk[rd] is filled and
+ * waits for h2o to ask (want). */
 
-static void on_chunk_done(gw_job_t *job);
+static void on_read_done(gw_job_t *job);
+
+static void start_read(gw_job_t *job)
+{
+    job->read_busy = 1;
+    job->step = s3_get_next_step;
+    job->done = on_read_done;
+    job->in_worker = 1;
+    gw_pool_submit(job->thread->gw, job);
+}
+
+/* Send the ready chunk, then start reading the next one into the other buffer. */
+static void send_ready(gw_job_t *job)
+{
+    int i = job->rd;
+    job->read_ready = 0;
+    job->want = 0;
+    if (job->read_err) {
+        /* Headers are gone already: all we can do is cut the connection, so the client sees a short body. */
+        log_done(job, 500);
+        h2o_send(job->req, NULL, 0, H2O_SEND_STATE_ERROR);
+        return;
+    }
+    job->sent += job->out[i].len;
+    int final = job->pos >= job->end;
+    job->rd ^= 1;
+    if (final)
+        log_done(job, job->req->res.status);
+    else
+        start_read(job);
+    h2o_send(job->req, &job->out[i], 1, final ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+}
+
+static void on_read_done(gw_job_t *job)
+{
+    job->read_busy = 0;
+    job->read_ready = 1;
+    if (job->want)
+        send_ready(job);
+}
 
 static void on_proceed(h2o_generator_t *g, h2o_req_t *req)
 {
     gw_job_t *job = (gw_job_t *)((char *)g - offsetof(gw_job_t, generator));
-    job->step = s3_get_next_step;
-    job->done = on_chunk_done;
-    job->in_worker = 1;
-    gw_pool_submit(job->thread->gw, job);
+    job->want = 1;
+    if (job->read_ready)
+        send_ready(job);
 }
 
 static void on_stop(h2o_generator_t *g, h2o_req_t *req)
 {
     /* The client went away; on_req_dispose follows and releases the job. */
-}
-
-static void on_chunk_done(gw_job_t *job)
-{
-    if (job->status != 0) {
-        /* Headers are gone already: all we can do is cut the connection, so the client sees a short body. */
-        log_done(job, job->status);
-        h2o_send(job->req, NULL, 0, H2O_SEND_STATE_ERROR);
-        return;
-    }
-    job->sent += job->out.len;
-    int final = job->pos >= job->end;
-    if (final)
-        log_done(job, job->req->res.status);
-    h2o_send(job->req, &job->out, 1, final ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
 }
 
 /* ---- first answer ---- */
@@ -189,10 +220,10 @@ static void send_response(gw_job_t *job)
     if (job->streaming) {
         job->generator.proceed = on_proceed;
         job->generator.stop = on_stop;
-        req->res.content_length = job->end - (job->pos - job->out.len);
+        req->res.content_length = job->end - (job->pos - job->out[job->rd].len);
         h2o_start_response(req, &job->generator);
-        job->status = 0;
-        on_chunk_done(job);
+        job->read_ready = 1;
+        send_ready(job);
         return;
     }
     log_done(job, job->status);
@@ -251,6 +282,12 @@ static int plain_param(const cairn_query_param_t *p)
         if (p->name_len == strlen(ok[i]) && memcmp(p->name, ok[i], p->name_len) == 0)
             return 1;
     return 0;
+}
+
+static void unsupported_step(gw_worker_t *w, gw_job_t *job)
+{
+    if (s3_auth(w, job, NULL) == 0)
+        s3_error(job, "NotImplemented", "A header or query you provided implies functionality that is not implemented.");
 }
 
 static void fail_now(gw_job_t *job, const char *code, const char *msg)
@@ -392,19 +429,26 @@ int gw_http_on_req(h2o_handler_t *self, h2o_req_t *req)
         else if (method_del)
             job->op = S3_OP_DELETE_OBJECT;
     }
+    if ((job->step = s3_ext_route(job, qp, nq)) != NULL) { /* multipart, copy, sub-resources: s3_ext.c */
+        job->done = send_response;
+        job->in_worker = 1;
+        gw_pool_submit(th->gw, job);
+        return 0;
+    }
     for (size_t i = 0; i < nq && job->op != S3_OP_NONE && job->op != S3_OP_GET_BUCKET_LOCATION; i++)
         if (!plain_param(&qp[i]))
             job->op = S3_OP_NONE;
     if (job->op == S3_OP_NONE) {
         int known = method_get || method_head || method_put || method_del ||
                     h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"));
-        return fail_now(job, known ? "NotImplemented" : "MethodNotAllowed",
-                        known ? "A header or query you provided implies functionality that is not implemented."
-                              : "The specified method is not allowed against this resource."),
-               0;
+        if (!known)
+            return fail_now(job, "MethodNotAllowed", "The specified method is not allowed against this resource."), 0;
     }
 
     switch (job->op) {
+    case S3_OP_NONE:
+        job->step = unsupported_step; /* authenticate first: a bad signature is reported as such */
+        break;
     case S3_OP_PUT_OBJECT: case S3_OP_GET_OBJECT: case S3_OP_HEAD_OBJECT: case S3_OP_DELETE_OBJECT:
         job->step = s3_object_step;
         break;

@@ -65,6 +65,12 @@ static void sigv4_fail(gw_job_t *job, int rc, const char *reason)
 
 int s3_auth(gw_worker_t *w, gw_job_t *job, const uint8_t *payload_sha256)
 {
+    return s3_auth_full(w, job, payload_sha256, NULL, NULL);
+}
+
+int s3_auth_full(gw_worker_t *w, gw_job_t *job, const uint8_t *payload_sha256, cairn_sigv4_auth_t *auth_out,
+                 cairn_sigv4_result_t *res_out)
+{
     cairn_sigv4_request_t rq;
     cairn_sigv4_auth_t auth;
     request_of(job, &rq, NULL);
@@ -89,7 +95,7 @@ int s3_auth(gw_worker_t *w, gw_job_t *job, const uint8_t *payload_sha256)
         return -1;
     }
     const char *reason = NULL;
-    rc = cairn_sigv4_verify(&rq, &auth, secret, NULL, &reason);
+    rc = cairn_sigv4_verify(&rq, &auth, secret, res_out, &reason);
     if (rc == CAIRN_SIGV4_ESIGNATURE && auth.payload == CAIRN_SIGV4_PAYLOAD_ABSENT && job->body.len > 0) {
         /* Clients that sign the body's hash without sending it (curl --data). */
         uint8_t sum[32];
@@ -105,7 +111,7 @@ int s3_auth(gw_worker_t *w, gw_job_t *job, const uint8_t *payload_sha256)
         }
         cairn_hex(payload_sha256, 32, hex);
         request_of(job, &rq, hex);
-        rc = cairn_sigv4_verify(&rq, &auth, secret, NULL, &reason);
+        rc = cairn_sigv4_verify(&rq, &auth, secret, res_out, &reason);
     }
     if (rc != 0) {
         cairn_log(CAIRN_LOG_INFO, job->req_id, "auth failed for %s: %s", auth.access_key,
@@ -118,6 +124,8 @@ int s3_auth(gw_worker_t *w, gw_job_t *job, const uint8_t *payload_sha256)
         return -1;
     }
     snprintf(job->owner, sizeof job->owner, "%s", owner);
+    if (auth_out)
+        *auth_out = auth;
     return 0;
 }
 

@@ -44,6 +44,23 @@ static const struct {
     {"AuthorizationHeaderMalformed", 400, "The authorization header is malformed."},
     {"AuthorizationQueryParametersError", 400, "Error parsing the X-Amz-Credential parameter."},
     {"XAmzContentSHA256Mismatch", 400, "The provided 'x-amz-content-sha256' header does not match what was computed."},
+    /* multipart, conditional requests, copy, batch delete, configurations (s3_ext.h) */
+    {"NoSuchUpload", 404, "The specified upload does not exist."},
+    {"InvalidPart", 400, "One or more of the specified parts could not be found."},
+    {"InvalidPartOrder", 400, "The list of parts was not in ascending order."},
+    {"EntityTooSmall", 400, "Your proposed upload is smaller than the minimum allowed object size."},
+    {"PreconditionFailed", 412, "At least one of the pre-conditions you specified did not hold"},
+    {"NoSuchVersion", 404, "The specified version does not exist."},
+    {"NoSuchLifecycleConfiguration", 404, "The lifecycle configuration does not exist"},
+    {"NoSuchBucketPolicy", 404, "The bucket policy does not exist"},
+    {"NoSuchCORSConfiguration", 404, "The CORS configuration does not exist"},
+    {"NoSuchTagSet", 404, "The TagSet does not exist"},
+    {"NoSuchWebsiteConfiguration", 404, "The specified bucket does not have a website configuration"},
+    {"ServerSideEncryptionConfigurationNotFoundError", 404, "The server side encryption configuration was not found"},
+    {"ReplicationConfigurationNotFoundError", 404, "The replication configuration was not found"},
+    {"ObjectLockConfigurationNotFoundError", 404, "Object Lock configuration does not exist for this bucket"},
+    {"OwnershipControlsNotFoundError", 404, "The bucket ownership controls were not found"},
+    {"NoSuchPublicAccessBlockConfiguration", 404, "The public access block configuration was not found"},
     {"SlowDown", 503, "Please reduce your request rate."},
 };
 

@@ -19,6 +19,7 @@
 #include "cairn/err.h"
 #include "cairn/log.h"
 #include "gw.h"
+#include "s3_ext.h"
 
 #define GET_CHUNK_BYTES (4u << 20) /* data read from the nodes per round of a GET */
 #define MAX_USER_META 2048         /* S3's limit for x-amz-meta-* (names + values) */
@@ -60,11 +61,8 @@ static void put_object(gw_worker_t *w, gw_job_t *job)
         s3_error(job, "EntityTooLarge", NULL);
         return;
     }
-    if ((h = header(job, "x-amz-content-sha256")) && h->value_len > 10 && memcmp(h->value, "STREAMING-", 10) == 0) {
-        s3_error(job, "NotImplemented", "aws-chunked uploads are not supported yet; use UNSIGNED-PAYLOAD or a signed payload.");
-        return;
-    }
-    if (s3_auth(w, job, NULL) != 0)
+    s3_body_t bd; /* s3_chunked.c: auth, aws-chunked decoding, checksums, headers to store */
+    if (s3_body_prepare(w, job, &bd) != 0)
         return;
     int check_sha = s3_auth_wants_body_hash(job);
     if ((h = header(job, "content-md5"))) {
@@ -135,6 +133,8 @@ static void put_object(gw_worker_t *w, gw_job_t *job)
     }
     rec.user_meta = um.base;
     rec.user_meta_len = um.len;
+    rec.sys_meta = bd.sys;
+    rec.sys_meta_len = bd.sys_len;
 
     int had_old = 0;
     cairn_obj_rec_t old;
@@ -150,6 +150,8 @@ static void put_object(gw_worker_t *w, gw_job_t *job)
     }
     job->status = 200;
     gw_job_header(job, "etag", "\"%s\"", rec.etag);
+    if (bd.ck_alg != CAIRN_CK_NONE)
+        gw_job_header(job, cairn_ck_header(bd.ck_alg), "%s", bd.ck_value);
     if (had_old)
         drop_version(w, job, &old);
 }
@@ -217,28 +219,41 @@ static void object_headers(gw_job_t *job)
         snprintf(name, sizeof name, "x-amz-meta-%.*s", (int)nl, n);
         gw_job_header(job, name, "%.*s", (int)vl, v);
     }
+    s3_sys_headers(job, r); /* s3_ext.c: content-encoding, cache-control, checksums... */
 }
 
-/* Read the next chunk of stripes covering job->pos into job->chunk. */
+/* Read the next chunk of stripes covering job->pos into job->chunk[job->rd]. */
 static int read_chunk(gw_worker_t *w, gw_job_t *job)
 {
     const cairn_obj_rec_t *r = &job->rec;
+    cairn_obj_rec_t part;
+    uint64_t pbase = 0, pend = job->end;
+    if (r->nparts) { /* multipart: the part holding job->pos (s3_multipart.c); a chunk stays in one part */
+        int rc = gw_part_locate(job, &part, &pbase);
+        if (rc != 0)
+            return rc;
+        r = &part;
+        if (pbase + part.size < pend)
+            pend = pbase + part.size;
+    }
+    uint64_t pos = job->pos - pbase, end = pend - pbase; /* within r */
     uint64_t sb = (uint64_t)r->k * r->block_size;
-    uint64_t s = job->pos / sb, last = (job->end - 1) / sb;
+    uint64_t s = pos / sb, last = (end - 1) / sb;
     uint64_t per = GET_CHUNK_BYTES / sb ? GET_CHUNK_BYTES / sb : 1;
     uint32_t n = (uint32_t)(last - s + 1 < per ? last - s + 1 : per);
     size_t need = (size_t)(n * sb);
-    if (job->chunk_cap < need) {
-        free(job->chunk);
-        job->chunk = cairn_malloc(need);
-        job->chunk_cap = need;
+    int i = job->rd;
+    if (job->chunk_cap[i] < need) {
+        free(job->chunk[i]);
+        job->chunk[i] = cairn_malloc(need);
+        job->chunk_cap[i] = need;
     }
-    int rc = gw_store_read(w, job->req_id, r, s, n, job->chunk);
+    int rc = gw_store_read(w, job->req_id, r, s, n, job->chunk[i]);
     if (rc != 0)
         return rc;
-    uint64_t base = s * sb, stop = (s + n) * sb < job->end ? (s + n) * sb : job->end;
-    job->out = h2o_iovec_init(job->chunk + (job->pos - base), (size_t)(stop - job->pos));
-    job->pos = stop;
+    uint64_t base = s * sb, stop = (s + n) * sb < end ? (s + n) * sb : end;
+    job->out[i] = h2o_iovec_init(job->chunk[i] + (pos - base), (size_t)(stop - pos));
+    job->pos = pbase + stop;
     return 0;
 }
 
@@ -251,6 +266,8 @@ static void get_object(gw_worker_t *w, gw_job_t *job)
         s3_error_from(job, rc);
         return;
     }
+    if (s3_cond_check(job, &job->rec)) /* s3_ext.c: 304 Not Modified or 412 */
+        return;
     uint64_t size = job->rec.size, first = 0, last = size ? size - 1 : 0;
     int ranged = parse_range(header(job, "range"), size, &first, &last);
     if (ranged < 0) {
@@ -283,7 +300,7 @@ static void get_object(gw_worker_t *w, gw_job_t *job)
 void s3_get_next_step(gw_worker_t *w, gw_job_t *job)
 {
     int rc = read_chunk(w, job);
-    job->status = rc == 0 ? 0 : 500;
+    job->read_err = rc != 0;
     if (rc != 0)
         cairn_log(CAIRN_LOG_ERROR, job->req_id, "get: read failed mid-stream at byte %llu: %s",
                   (unsigned long long)job->pos, cairn_strerror(rc));

@@ -24,6 +24,7 @@
 #include "cairn/frag.h"
 #include "cairn/log.h"
 #include "gw.h"
+#include "s3_ext.h"
 
 int gw_worker_init(gw_worker_t *w, gw_t *gw)
 {
@@ -31,7 +32,7 @@ int gw_worker_init(gw_worker_t *w, gw_t *gw)
     size_t nfrag = (size_t)cfg->k + cfg->m;
     memset(w, 0, sizeof *w);
     w->gw = gw;
-    cairn_conn_init(&w->meta, cfg->meta_addr, gw->key, cfg->io_timeout_ms);
+    cairn_meta_client_init(&w->meta, cfg->meta_addr, gw->key, cfg->io_timeout_ms);
     w->nodes = cairn_calloc(cfg->nnodes, sizeof *w->nodes);
     for (size_t i = 0; i < cfg->nnodes; i++)
         cairn_conn_init(&w->nodes[i], cfg->nodes[i].addr, gw->key, cfg->io_timeout_ms);
@@ -46,7 +47,7 @@ int gw_worker_init(gw_worker_t *w, gw_t *gw)
 
 void gw_worker_dispose(gw_worker_t *w)
 {
-    cairn_conn_dispose(&w->meta);
+    cairn_meta_client_dispose(&w->meta);
     for (size_t i = 0; i < w->gw->cfg.nnodes; i++)
         cairn_conn_dispose(&w->nodes[i]);
     free(w->nodes);
@@ -310,6 +311,8 @@ int gw_store_read(gw_worker_t *w, uint64_t req_id, const cairn_obj_rec_t *rec, u
 
 int gw_store_delete(gw_worker_t *w, uint64_t req_id, const cairn_obj_rec_t *rec)
 {
+    if (rec->nparts > 0) /* a multipart object owns no fragments, its parts do (s3_multipart.c) */
+        return gw_store_delete_parts(w, req_id, rec);
     int nf = rec->k + rec->m, failed = 0;
     uint8_t body[17];
     memcpy(body, rec->oid, 16);

@@ -26,12 +26,16 @@
  * depend on the library version.
  */
 #include "fsm.h"
+#include "fsm_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <xxhash.h>
 #include <xxh_x86dispatch.h>
@@ -51,6 +55,10 @@ _Static_assert(LKEY_MAX <= 511, "object keys must fit LMDB's key limit");
 struct meta_fsm_s {
     MDB_env *env;
     MDB_dbi sys, users, buckets, objects, gc;
+    MDB_dbi cmds, cmdage; /* command ids already applied (see "command ids" below) */
+    MDB_dbi uploads, parts; /* multipart uploads (fsm_mpu.h) */
+    char *dir;            /* the env directory */
+    unsigned envflags;
     /* Every call holds it shared; shutdown holds it exclusive, so the env is
      * never closed under a running transaction. */
     pthread_rwlock_t lock;
@@ -106,7 +114,8 @@ static int open_dbs(meta_fsm_t *f)
         const char *name;
         MDB_dbi *dbi;
     } dbs[] = {{"sys", &f->sys}, {"users", &f->users}, {"buckets", &f->buckets},
-               {"objects", &f->objects}, {"gc", &f->gc}};
+               {"objects", &f->objects}, {"gc", &f->gc}, {"cmds", &f->cmds}, {"cmdage", &f->cmdage},
+               {"uploads", &f->uploads}, {"parts", &f->parts}};
     for (size_t i = 0; i < sizeof dbs / sizeof dbs[0] && rc == 0; i++)
         rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbs[i].dbi);
 
@@ -127,11 +136,13 @@ static int open_dbs(meta_fsm_t *f)
     if (rc == 0) {
         rc = mdb_get(txn, f->sys, &k, &v);
         if (rc == 0 && v.mv_size == 8)
-            f->applied = cairn_le64_get(v.mv_data);
+            __atomic_store_n(&f->applied, cairn_le64_get(v.mv_data), __ATOMIC_RELEASE);
         else if (rc == 0)
             rc = CAIRN_ECORRUPT;
         else if (rc == MDB_NOTFOUND)
             rc = 0;
+        if (rc == 0 && v.mv_size != 8)
+            __atomic_store_n(&f->applied, 0, __ATOMIC_RELEASE);
     }
     if (rc) {
         mdb_txn_abort(txn);
@@ -140,39 +151,51 @@ static int open_dbs(meta_fsm_t *f)
     return mdb_txn_commit(txn);
 }
 
+/* Open the environment in f->dir and its databases; on failure f->env is
+ * NULL. Returns an internal code (to_err). */
+static int env_open(meta_fsm_t *f)
+{
+    int rc = mdb_env_create(&f->env);
+    if (rc == 0)
+        rc = mdb_env_set_mapsize(f->env, META_FSM_MAPSIZE);
+    if (rc == 0)
+        rc = mdb_env_set_maxdbs(f->env, 16);
+    /* One reader slot per concurrent read transaction: srv runs a thread per
+     * connection, so allow far more than LMDB's default of 126. */
+    if (rc == 0)
+        rc = mdb_env_set_maxreaders(f->env, 1024);
+    if (rc == 0)
+        rc = mdb_env_open(f->env, f->dir, f->envflags, 0600);
+    if (rc == 0) {
+        int dead = 0;
+        mdb_reader_check(f->env, &dead); /* clear slots left by a crashed process */
+        rc = open_dbs(f);
+    }
+    if (rc && f->env) {
+        mdb_env_close(f->env);
+        f->env = NULL;
+    }
+    return rc;
+}
+
 int meta_fsm_create(const char *dir, unsigned flags, meta_fsm_t **out)
 {
     meta_fsm_t *f = cairn_calloc(1, sizeof *f);
     f->test_home = (flags & META_FSM_TEST_HOME) != 0;
+    f->dir = cairn_strndup(dir, strlen(dir));
+    f->envflags = MDB_NOTLS | ((flags & META_FSM_NOSYNC) ? MDB_NOSYNC : 0);
     pthread_rwlockattr_t attr;
     pthread_rwlockattr_init(&attr);
     pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
     pthread_rwlock_init(&f->lock, &attr);
     pthread_rwlockattr_destroy(&attr);
 
-    unsigned envflags = MDB_NOTLS | ((flags & META_FSM_NOSYNC) ? MDB_NOSYNC : 0);
-    int rc = mdb_env_create(&f->env);
-    if (rc == 0)
-        rc = mdb_env_set_mapsize(f->env, META_FSM_MAPSIZE);
-    if (rc == 0)
-        rc = mdb_env_set_maxdbs(f->env, 8);
-    /* One reader slot per concurrent read transaction: srv runs a thread per
-     * connection, so allow far more than LMDB's default of 126. */
-    if (rc == 0)
-        rc = mdb_env_set_maxreaders(f->env, 1024);
-    if (rc == 0)
-        rc = mdb_env_open(f->env, dir, envflags, 0600);
-    if (rc == 0) {
-        int dead = 0;
-        mdb_reader_check(f->env, &dead); /* clear slots left by a crashed process */
-        rc = open_dbs(f);
-    }
+    int rc = env_open(f);
     if (rc) {
         int err = to_err(rc);
         cairn_log(CAIRN_LOG_ERROR, 0, "cannot open metadata database in %s: %s", dir, cairn_strerror(err));
-        if (f->env)
-            mdb_env_close(f->env);
         pthread_rwlock_destroy(&f->lock);
+        free(f->dir);
         free(f);
         return err;
     }
@@ -184,7 +207,8 @@ void meta_fsm_shutdown(meta_fsm_t *f)
 {
     pthread_rwlock_wrlock(&f->lock);
     if (!f->closed) {
-        mdb_env_close(f->env);
+        if (f->env)
+            mdb_env_close(f->env);
         f->env = NULL;
         f->closed = 1;
     }
@@ -197,6 +221,7 @@ void meta_fsm_destroy(meta_fsm_t *f)
         return;
     meta_fsm_shutdown(f);
     pthread_rwlock_destroy(&f->lock);
+    free(f->dir);
     free(f);
 }
 
@@ -435,6 +460,15 @@ void meta_cmd_gc_done(cairn_buf_t *cmd, const uint8_t oid[16])
     cmd_pad(cmd);
 }
 
+void meta_cmd_replica_put(cairn_buf_t *cmd, uint64_t id, const char *addr, const char *raft_addr)
+{
+    cairn_buf_put_u8(cmd, META_CMD_REPLICA_PUT);
+    cairn_buf_put_u64(cmd, id);
+    cairn_buf_put_str(cmd, addr);
+    cairn_buf_put_str(cmd, raft_addr);
+    cmd_pad(cmd);
+}
+
 /* A command was decoded completely: no read past the end, and what is left
  * is the zero padding to a multiple of 8. */
 static int cmd_done(const cairn_dec_t *d, size_t total)
@@ -571,6 +605,8 @@ static int cmd_bucket_delete(meta_fsm_t *f, MDB_txn *txn, cairn_dec_t *d, size_t
     int nonempty;
     if ((rc = bucket_has_objects(f, txn, b, bl, &nonempty)) != 0)
         return rc;
+    if (!nonempty && (rc = meta__mpu_bucket_busy(f, txn, b, bl, &nonempty)) != 0)
+        return rc;
     if (nonempty) {
         *status = CAIRN_ENOTEMPTY;
         return 0;
@@ -606,8 +642,18 @@ static int cmd_obj_put(meta_fsm_t *f, MDB_txn *txn, cairn_dec_t *d, size_t len, 
     cairn_dec_bytes(d, &b, &bl);
     cairn_dec_bytes(d, &key, &kl);
     cairn_dec_bytes(d, &rec, &rl);
+    if (!cmd_done(d, len)) {
+        *status = CAIRN_EPROTO;
+        return 0;
+    }
+    return meta__obj_put(f, txn, b, bl, key, kl, rec, rl, res, status);
+}
+
+int meta__obj_put(meta_fsm_t *f, MDB_txn *txn, const uint8_t *b, size_t bl, const uint8_t *key, size_t kl,
+                  const uint8_t *rec, size_t rl, cairn_buf_t *res, int *status)
+{
     cairn_obj_rec_t nr;
-    if (!cmd_done(d, len) || cairn_obj_rec_decode(rec, rl, &nr) != 0) {
+    if (cairn_obj_rec_decode(rec, rl, &nr) != 0) {
         *status = CAIRN_EPROTO;
         return 0;
     }
@@ -707,11 +753,47 @@ static int cmd_gc_done(meta_fsm_t *f, MDB_txn *txn, cairn_dec_t *d, size_t len, 
     return rc == MDB_NOTFOUND ? 0 : rc; /* idempotent: a retry finds it gone */
 }
 
+/* sys key of a replica's addresses: "replica" then the id, big-endian. */
+static void replica_key(uint8_t k[15], uint64_t id)
+{
+    memcpy(k, "replica", 7);
+    for (int i = 0; i < 8; i++)
+        k[7 + i] = (uint8_t)(id >> (56 - 8 * i));
+}
+
+static int cmd_replica_put(meta_fsm_t *f, MDB_txn *txn, cairn_dec_t *d, size_t len, cairn_buf_t *res, int *status)
+{
+    uint64_t id = cairn_dec_u64(d);
+    const uint8_t *a, *ra;
+    size_t al, ral;
+    cairn_dec_bytes(d, &a, &al);
+    cairn_dec_bytes(d, &ra, &ral);
+    if (!cmd_done(d, len)) {
+        *status = CAIRN_EPROTO;
+        return 0;
+    }
+    if (id == 0 || al == 0 || al >= 128 || ral == 0 || ral >= 128 || memchr(a, '\0', al) || memchr(ra, '\0', ral)) {
+        *status = CAIRN_EINVAL;
+        return 0;
+    }
+    uint8_t k[15];
+    replica_key(k, id);
+    cairn_buf_t v;
+    cairn_buf_init(&v);
+    cairn_buf_put_bytes(&v, a, al);
+    cairn_buf_put_bytes(&v, ra, ral);
+    MDB_val mk = {sizeof k, k}, mv = {v.len, v.base};
+    int rc = mdb_put(txn, f->sys, &mk, &mv, 0);
+    cairn_buf_dispose(&v);
+    return rc;
+}
+
 static int run_cmd(meta_fsm_t *f, MDB_txn *txn, const uint8_t *cmd, size_t len, cairn_buf_t *res, int *status)
 {
     cairn_dec_t d;
     cairn_dec_init(&d, cmd, len);
-    switch (cairn_dec_u8(&d)) {
+    uint8_t type = cairn_dec_u8(&d);
+    switch (type) {
     case META_CMD_USER_PUT:
         return cmd_user_put(f, txn, &d, len, res, status);
     case META_CMD_BUCKET_CREATE:
@@ -724,13 +806,103 @@ static int run_cmd(meta_fsm_t *f, MDB_txn *txn, const uint8_t *cmd, size_t len, 
         return cmd_obj_delete(f, txn, &d, len, res, status);
     case META_CMD_GC_DONE:
         return cmd_gc_done(f, txn, &d, len, res, status);
+    case META_CMD_REPLICA_PUT:
+        return cmd_replica_put(f, txn, &d, len, res, status);
     default:
+        if (type >= META_CMD_MPU_FIRST && type <= META_CMD_MPU_LAST)
+            return meta__mpu_cmd(f, txn, type, &d, len, res, status);
         *status = CAIRN_EPROTO;
         return 0;
     }
 }
 
+/* ---- command ids ----
+ *
+ * A client that retries a mutation across an election cannot know whether
+ * its first attempt was committed, so it sends every attempt with the same
+ * 16-byte command id. The first entry carrying an id is applied and its
+ * result stored under the id (cmds: id -> u64 index, u64 time_ms, result);
+ * a later entry with the same id changes nothing and answers the stored
+ * result. Ids are forgotten META_FSM_DEDUP_MS after their entry's time (the
+ * leader's clock, carried in the log, so every replica forgets the same ids
+ * at the same index): cmdage (u64 time_ms BE, id) -> empty orders them by
+ * age, and each insertion removes at most DEDUP_PRUNE expired ones, which
+ * keeps up since each apply adds only one. */
+
+#define DEDUP_PRUNE 64
+
+static int dedup_lookup(meta_fsm_t *f, MDB_txn *txn, const uint8_t id[16], cairn_buf_t *result, int *found)
+{
+    MDB_val k = {16, (void *)id}, v;
+    int rc = mdb_get(txn, f->cmds, &k, &v);
+    *found = rc == 0;
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc)
+        return rc;
+    if (v.mv_size < 20)
+        return CAIRN_ECORRUPT;
+    cairn_buf_reset(result);
+    cairn_buf_append(result, (const uint8_t *)v.mv_data + 16, v.mv_size - 16);
+    return 0;
+}
+
+static int dedup_store(meta_fsm_t *f, MDB_txn *txn, const uint8_t id[16], uint64_t index, int64_t now_ms,
+                       const cairn_buf_t *result)
+{
+    cairn_buf_t v;
+    cairn_buf_init(&v);
+    cairn_buf_put_u64(&v, index);
+    cairn_buf_put_u64(&v, (uint64_t)now_ms);
+    cairn_buf_append(&v, result->base, result->len);
+    MDB_val k = {16, (void *)id}, mv = {v.len, v.base};
+    int rc = mdb_put(txn, f->cmds, &k, &mv, 0);
+    cairn_buf_dispose(&v);
+    uint8_t ak[24];
+    for (int i = 0; i < 8; i++)
+        ak[i] = (uint8_t)((uint64_t)now_ms >> (56 - 8 * i));
+    memcpy(ak + 8, id, 16);
+    MDB_val akv = {24, ak}, empty = {0, ""};
+    if (rc == 0)
+        rc = mdb_put(txn, f->cmdage, &akv, &empty, 0);
+
+    MDB_cursor *cur;
+    if (rc == 0)
+        rc = mdb_cursor_open(txn, f->cmdage, &cur);
+    if (rc)
+        return rc;
+    uint64_t horizon = now_ms > META_FSM_DEDUP_MS ? (uint64_t)now_ms - META_FSM_DEDUP_MS : 0;
+    for (int n = 0; n < DEDUP_PRUNE && rc == 0; n++) {
+        MDB_val ck, cv;
+        rc = mdb_cursor_get(cur, &ck, &cv, MDB_FIRST);
+        if (rc)
+            break;
+        const uint8_t *p = ck.mv_data;
+        uint64_t t = 0;
+        for (int i = 0; i < 8 && ck.mv_size == 24; i++)
+            t = t << 8 | p[i];
+        if (ck.mv_size != 24) {
+            rc = CAIRN_ECORRUPT;
+            break;
+        }
+        if (t >= horizon)
+            break;
+        MDB_val old = {16, (void *)(p + 8)};
+        rc = mdb_del(txn, f->cmds, &old, NULL);
+        if (rc == 0 || rc == MDB_NOTFOUND)
+            rc = mdb_cursor_del(cur, 0);
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 int meta_fsm_apply(meta_fsm_t *f, uint64_t index, const uint8_t *cmd, size_t len, cairn_buf_t *result)
+{
+    return meta_fsm_apply_once(f, index, NULL, 0, cmd, len, result);
+}
+
+int meta_fsm_apply_once(meta_fsm_t *f, uint64_t index, const uint8_t id[16], int64_t now_ms, const uint8_t *cmd,
+                        size_t len, cairn_buf_t *result)
 {
     CAIRN_ASSERT(index > 0);
     cairn_buf_reset(result);
@@ -754,6 +926,11 @@ int meta_fsm_apply(meta_fsm_t *f, uint64_t index, const uint8_t *cmd, size_t len
         rc = 0;
         goto out; /* replayed entry: already in the state */
     }
+    int seen = 0;
+    if (id != NULL && (rc = dedup_lookup(f, txn, id, result, &seen)) != 0)
+        goto out;
+    if (seen)
+        goto advance; /* a retried command: answer as the first time */
 
     /* The command runs in a child transaction so that a command-level error
      * discards its partial writes while the index still advances. */
@@ -771,7 +948,10 @@ int meta_fsm_apply(meta_fsm_t *f, uint64_t index, const uint8_t *cmd, size_t len
     if (rc)
         goto out;
     cairn_le32_put(result->base, (uint32_t)status);
+    if (id != NULL && (rc = dedup_store(f, txn, id, index, now_ms, result)) != 0)
+        goto out;
 
+advance:;
     uint8_t ib[8];
     cairn_le64_put(ib, index);
     av = (MDB_val){8, ib};
@@ -1192,4 +1372,167 @@ int meta_fsm_gc_list(meta_fsm_t *f, const uint8_t after[16], uint32_t max, cairn
     cairn_le32_put(out->base + start, n);
     cairn_buf_put_u8(out, (uint8_t)more);
     return 0;
+}
+
+/* ---- replicas ---- */
+
+int meta_fsm_replica_get(meta_fsm_t *f, uint64_t id, char addr[128], char raft_addr[128])
+{
+    MDB_txn *txn;
+    int rc = rd_begin(f, &txn);
+    if (rc)
+        return rc;
+    uint8_t k[15];
+    replica_key(k, id);
+    MDB_val mk = {sizeof k, k}, mv;
+    rc = mdb_get(txn, f->sys, &mk, &mv);
+    if (rc == 0) {
+        cairn_dec_t d;
+        const uint8_t *a, *ra;
+        size_t al, ral;
+        cairn_dec_init(&d, mv.mv_data, mv.mv_size);
+        cairn_dec_bytes(&d, &a, &al);
+        cairn_dec_bytes(&d, &ra, &ral);
+        if (d.err || cairn_dec_left(&d) != 0 || al >= 128 || ral >= 128) {
+            rc = CAIRN_ECORRUPT;
+        } else {
+            memcpy(addr, a, al);
+            addr[al] = '\0';
+            memcpy(raft_addr, ra, ral);
+            raft_addr[ral] = '\0';
+        }
+    }
+    rd_end(f, txn);
+    return rc == MDB_NOTFOUND ? CAIRN_ENOTFOUND : to_err(rc);
+}
+
+/* ---- snapshots ----
+ *
+ * A snapshot is a compacted copy of the LMDB file, written by LMDB from its
+ * own read transaction: the writer (apply) is never blocked, and memory stays
+ * flat whatever the database size (the copy streams pages to the fd). The
+ * copy may include a few entries applied after the snapshot's index; that is
+ * harmless because the applied index travels inside the copy and later
+ * entries up to it are skipped on the replica that restores it. */
+
+int meta_fsm_copy(meta_fsm_t *f, int fd)
+{
+    pthread_rwlock_rdlock(&f->lock);
+    int rc = CAIRN_EUNAVAIL;
+    if (!f->closed) {
+        rc = mdb_env_sync(f->env, 1); /* the copy reads pages through the map: no need, but cheap insurance */
+        if (rc == 0)
+            rc = mdb_env_copyfd2(f->env, fd, MDB_CP_COMPACT);
+        rc = to_err(rc);
+    }
+    pthread_rwlock_unlock(&f->lock);
+    return rc;
+}
+
+int meta_fsm_image_applied(const char *path, uint64_t *applied)
+{
+    MDB_env *env;
+    MDB_txn *txn = NULL;
+    MDB_dbi sys;
+    *applied = 0;
+    int rc = mdb_env_create(&env);
+    if (rc)
+        return to_err(rc);
+    rc = mdb_env_set_maxdbs(env, 16);
+    if (rc == 0)
+        rc = mdb_env_set_mapsize(env, META_FSM_MAPSIZE);
+    if (rc == 0)
+        rc = mdb_env_open(env, path, MDB_NOSUBDIR | MDB_RDONLY | MDB_NOLOCK, 0600);
+    if (rc == 0)
+        rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+    if (rc == 0)
+        rc = mdb_dbi_open(txn, "sys", 0, &sys);
+    MDB_val k = {6, "format"}, v;
+    if (rc == 0)
+        rc = mdb_get(txn, sys, &k, &v);
+    if (rc == 0 && (v.mv_size != 4 || cairn_le32_get(v.mv_data) != FORMAT_VERSION))
+        rc = CAIRN_ECORRUPT;
+    k = (MDB_val){7, "applied"};
+    if (rc == 0) {
+        rc = mdb_get(txn, sys, &k, &v);
+        if (rc == 0 && v.mv_size == 8)
+            *applied = cairn_le64_get(v.mv_data);
+        else if (rc == 0)
+            rc = CAIRN_ECORRUPT;
+        else if (rc == MDB_NOTFOUND)
+            rc = 0;
+    }
+    if (txn)
+        mdb_txn_abort(txn);
+    mdb_env_close(env);
+    if (rc == MDB_NOTFOUND || rc == MDB_INVALID)
+        rc = CAIRN_ECORRUPT;
+    return to_err(rc);
+}
+
+int meta_fsm_replace(meta_fsm_t *f, const char *path)
+{
+    char dst[4096];
+    int n = snprintf(dst, sizeof dst, "%s/data.mdb", f->dir);
+    if (n < 0 || (size_t)n >= sizeof dst)
+        return -ENAMETOOLONG;
+    pthread_rwlock_wrlock(&f->lock);
+    if (f->closed) {
+        pthread_rwlock_unlock(&f->lock);
+        return CAIRN_EUNAVAIL;
+    }
+    mdb_env_close(f->env);
+    f->env = NULL;
+    int rc = 0;
+    if (rename(path, dst) != 0) {
+        rc = -errno;
+        cairn_log(CAIRN_LOG_ERROR, 0, "rename %s to %s: %s", path, dst, strerror(errno));
+    } else {
+        int dfd = open(f->dir, O_RDONLY | O_DIRECTORY);
+        if (dfd >= 0) {
+            fsync(dfd);
+            close(dfd);
+        }
+    }
+    /* Reopen in any case: after a failed rename the old file is still there. */
+    int orc = env_open(f);
+    if (orc != 0) {
+        cairn_log(CAIRN_LOG_ERROR, 0, "cannot reopen the metadata database in %s: %s", f->dir,
+                  cairn_strerror(to_err(orc)));
+        f->closed = 1;
+        rc = to_err(orc);
+    }
+    pthread_rwlock_unlock(&f->lock);
+    return rc;
+}
+
+/* ---- shared-internal (fsm_int.h) ---- */
+
+MDB_dbi meta__dbi(meta_fsm_t *f, int which)
+{
+    switch (which) {
+    case META__DB_GC: return f->gc;
+    case META__DB_UPLOADS: return f->uploads;
+    default: return f->parts;
+    }
+}
+
+int meta__rd_begin(meta_fsm_t *f, MDB_txn **txn) { return rd_begin(f, txn); }
+void meta__rd_end(meta_fsm_t *f, MDB_txn *txn) { rd_end(f, txn); }
+int meta__err(int rc) { return to_err(rc); }
+
+int meta__bucket_exists(meta_fsm_t *f, MDB_txn *txn, const void *b, size_t bl, int *exists)
+{
+    return bucket_exists(f, txn, b, bl, exists);
+}
+
+int meta__obj_peek(meta_fsm_t *f, MDB_txn *txn, const uint8_t *b, size_t bl, const uint8_t *key, size_t kl,
+                   cairn_buf_t *out, int *found)
+{
+    oloc_t l;
+    int rc = obj_locate(f, txn, b, bl, key, kl, &l);
+    *found = rc == 0 && l.found;
+    if (*found)
+        cairn_buf_append(out, l.rec, l.rec_len);
+    return rc;
 }

@@ -17,6 +17,12 @@
  * itself fails (disk full, I/O error); the command is then not applied and
  * the same index may be submitted again.
  *
+ * A command may carry a 16-byte command id (meta_fsm_apply_once): the first
+ * entry with an id is applied, and any later entry with the same id, within
+ * META_FSM_DEDUP_MS of the first by the leader's clock, answers the first
+ * one's result without touching the state. That is what makes a client's
+ * retry across an election safe.
+ *
  * Reads use read-only LMDB transactions (MVCC: they never block the writer
  * or each other) and may run on any thread, concurrently with apply.
  *
@@ -26,10 +32,16 @@
  *   buckets  name -> bucket record (meta.h)
  *   objects  bucket '\0' key -> object record (meta.h), see "long keys" in fsm.c
  *   gc       oid[16] -> object record of a superseded version
+ *   cmds     command id[16] -> u64 index, u64 time_ms, result
+ *   cmdage   u64 time_ms (big-endian) id[16] -> empty (expiry order of cmds)
+ * sys also holds "replica" u64 id (big-endian) -> str addr, str raft_addr:
+ * the service address of each metadata replica, replicated so that any
+ * replica can tell a client where the leader is.
  *
  * Caveats
  * - Bucket listing by owner scans every bucket: O(total buckets).
- * - Snapshots for Raft are not implemented yet.
+ * - Snapshots (meta_fsm_copy) are LMDB's compacted copy of the whole file:
+ *   O(database) time, O(1) memory.
  */
 #ifndef CAIRN_META_FSM_H
 #define CAIRN_META_FSM_H
@@ -43,6 +55,10 @@
 /* Address space reserved for the database. LMDB maps it lazily: the file
  * grows with the data, not to this size. */
 #define META_FSM_MAPSIZE (64ull << 30)
+
+/* How long a command id is remembered after its entry (leader's clock). A
+ * client's retries must end well within it. */
+#define META_FSM_DEDUP_MS (15 * 60 * 1000)
 
 /* Object keys up to this many bytes are stored verbatim in the LMDB key;
  * longer keys are stored under their first META_FSM_SHORT_KEY bytes plus an
@@ -82,6 +98,11 @@ uint64_t meta_fsm_applied(meta_fsm_t *f);
  * answer; a skipped command (index <= applied) leaves result empty.
  * Returns 0, or a negative system error (nothing was applied). */
 int meta_fsm_apply(meta_fsm_t *f, uint64_t index, const uint8_t *cmd, size_t len, cairn_buf_t *result);
+/* The same for a command with an id (NULL: none, as meta_fsm_apply) issued at
+ * now_ms by the leader's clock: if the id was applied before, result is that
+ * first result and the state is unchanged (the index still advances). */
+int meta_fsm_apply_once(meta_fsm_t *f, uint64_t index, const uint8_t id[16], int64_t now_ms, const uint8_t *cmd,
+                        size_t len, cairn_buf_t *result);
 
 /* Split a result from meta_fsm_apply: returns the status (CAIRN_EPROTO for
  * an empty or short result); *payload borrows from result. */
@@ -100,6 +121,7 @@ enum {
     META_CMD_OBJ_PUT = 4,       /* str bucket, bytes key, bytes record */
     META_CMD_OBJ_DELETE = 5,    /* str bucket, bytes key */
     META_CMD_GC_DONE = 6,       /* oid[16] */
+    META_CMD_REPLICA_PUT = 100, /* u64 id, str addr, str raft_addr; result payload empty */
 };
 
 void meta_cmd_user_put(cairn_buf_t *cmd, const char *ak, size_t ak_len, const char *secret, size_t secret_len,
@@ -113,6 +135,7 @@ void meta_cmd_obj_put(cairn_buf_t *cmd, const char *bucket, size_t bucket_len, c
 void meta_cmd_obj_delete(cairn_buf_t *cmd, const char *bucket, size_t bucket_len, const uint8_t *key,
                          size_t key_len);
 void meta_cmd_gc_done(cairn_buf_t *cmd, const uint8_t oid[16]);
+void meta_cmd_replica_put(cairn_buf_t *cmd, uint64_t id, const char *addr, const char *raft_addr);
 
 /* ---- reads ----
  * Each appends the response body of the matching opcode (meta.h) to out and
@@ -134,5 +157,27 @@ int meta_fsm_obj_get(meta_fsm_t *f, const char *bucket, size_t bucket_len, const
 int meta_fsm_obj_list(meta_fsm_t *f, const cairn_meta_list_req_t *q, cairn_buf_t *out);
 /* GC_LIST response (meta.h): entries with oid > after, at most max (clamped). */
 int meta_fsm_gc_list(meta_fsm_t *f, const uint8_t after[16], uint32_t max, cairn_buf_t *out);
+
+
+/* The addresses a REPLICA_PUT stored for replica id; CAIRN_ENOTFOUND. */
+int meta_fsm_replica_get(meta_fsm_t *f, uint64_t id, char addr[128], char raft_addr[128]);
+
+/* ---- snapshots ----
+ * meta_fsm_copy writes a compacted copy of the database (an LMDB data file)
+ * to fd, from its own read transaction: it runs concurrently with apply and
+ * reads, on any thread, in O(1) memory. The copy's state is at least the
+ * one applied when the call began.
+ *
+ * meta_fsm_image_applied reads the applied index of such a copy at path;
+ * CAIRN_ECORRUPT if it is not one.
+ *
+ * meta_fsm_replace makes the copy at path the database (rename over
+ * data.mdb, directory fsync, reopen): it waits for running calls and holds
+ * off new ones meanwhile. The caller must not run apply concurrently. If the
+ * database cannot be reopened, f acts as shut down (CAIRN_EUNAVAIL) and the
+ * error is returned. */
+int meta_fsm_copy(meta_fsm_t *f, int fd);
+int meta_fsm_image_applied(const char *path, uint64_t *applied);
+int meta_fsm_replace(meta_fsm_t *f, const char *path);
 
 #endif

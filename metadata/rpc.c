@@ -1,6 +1,5 @@
 /*
- * rpc.c — request handlers of the metadata service, and the single-replica
- * log. See rpc.h.
+ * rpc.c — request handlers of the metadata service. See rpc.h.
  *
  * Every handler decodes its whole body first and answers CAIRN_EPROTO when
  * the body is not exactly the documented fields, so a malformed request
@@ -9,6 +8,7 @@
  * every replica.
  */
 #include "rpc.h"
+#include "rpc_mpu.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -19,43 +19,6 @@
 #include "cairn/log.h"
 #include "cairn/meta.h"
 
-/* ---- the single-replica log ---- */
-
-struct meta_log_s {
-    pthread_mutex_t mu;
-    meta_fsm_t *fsm;
-    uint64_t next; /* index of the next command; under mu */
-};
-
-int meta_log_create(meta_fsm_t *fsm, meta_log_t **out)
-{
-    meta_log_t *l = cairn_calloc(1, sizeof *l);
-    pthread_mutex_init(&l->mu, NULL);
-    l->fsm = fsm;
-    l->next = meta_fsm_applied(fsm) + 1;
-    *out = l;
-    return 0;
-}
-
-void meta_log_destroy(meta_log_t *l)
-{
-    if (l == NULL)
-        return;
-    pthread_mutex_destroy(&l->mu);
-    free(l);
-}
-
-int meta_log_submit(meta_log_t *l, const uint8_t *cmd, size_t len, cairn_buf_t *result)
-{
-    CAIRN_ASSERT(len % 8 == 0);
-    pthread_mutex_lock(&l->mu);
-    int rc = meta_fsm_apply(l->fsm, l->next, cmd, len, result);
-    if (rc == 0)
-        l->next++; /* a failed apply stored nothing: the index is reused */
-    pthread_mutex_unlock(&l->mu);
-    return rc;
-}
-
 /* ---- helpers ---- */
 
 static int64_t wall_ms(void)
@@ -65,24 +28,66 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* A request that arrived inside CAIRN_OP_META_ONCE: the inner request as
+ * the handlers see it (first member), and its command id. on_once() marks
+ * it by giving the inner header the ONCE opcode, which no handler reads. */
+typedef struct {
+    cairn_srv_req_t req;
+    uint8_t id[16];
+} once_req_t;
+
+static const uint8_t *cmd_id(const cairn_srv_req_t *req)
+{
+    return req->hdr.opcode == CAIRN_OP_META_ONCE ? ((const once_req_t *)req)->id : NULL;
+}
+
+/* A replica that cannot serve tells the client where the leader is: the
+ * whole response body is its address (empty when unknown). */
+static int redirect(meta_rpc_t *r, int rc, cairn_buf_t *resp)
+{
+    if (rc == CAIRN_ENOTLEADER) {
+        uint64_t id;
+        char addr[128];
+        meta_log_leader(r->log, &id, addr);
+        cairn_buf_reset(resp);
+        cairn_buf_append(resp, addr, strlen(addr));
+    }
+    return rc;
+}
+
+/* Linearizable reads: a read handler calls this before it reads the state
+ * machine. 0, or the error to return (body set). */
+static int read_barrier(meta_rpc_t *r, cairn_buf_t *resp) { return redirect(r, meta_log_barrier(r->log), resp); }
+
+int meta__rpc_barrier(meta_rpc_t *r, cairn_buf_t *resp) { return read_barrier(r, resp); }
+
 /* Submit cmd; the result's payload goes to resp, its status is returned. */
 static int submit(meta_rpc_t *r, cairn_srv_req_t *req, cairn_buf_t *cmd, cairn_buf_t *resp)
 {
     cairn_buf_t res;
     cairn_buf_init(&res);
-    int rc = meta_log_submit(r->log, cmd->base, cmd->len, &res);
+    const uint8_t *id = cmd_id(req);
+    int rc = id ? meta_log_submit_once(r->log, id, cmd->base, cmd->len, &res)
+                : meta_log_submit(r->log, cmd->base, cmd->len, &res);
     if (rc == 0) {
         const uint8_t *p;
         size_t n;
         rc = meta_fsm_result(&res, &p, &n);
         if (rc == 0)
             cairn_buf_append(resp, p, n);
+    } else if (rc == CAIRN_ENOTLEADER) {
+        redirect(r, rc, resp);
     } else {
-        cairn_log(CAIRN_LOG_ERROR, req->hdr.req_id, "apply failed: %s", cairn_strerror(rc));
+        cairn_log(CAIRN_LOG_WARN, req->hdr.req_id, "commit failed: %s", cairn_strerror(rc));
     }
     cairn_buf_dispose(&res);
     cairn_buf_dispose(cmd);
     return rc;
+}
+
+int meta__rpc_submit(meta_rpc_t *r, cairn_srv_req_t *req, cairn_buf_t *cmd, cairn_buf_t *resp)
+{
+    return submit(r, req, cmd, resp);
 }
 
 static void dec_req(cairn_dec_t *d, const cairn_srv_req_t *req) { cairn_dec_init(d, req->body, req->hdr.body_len); }
@@ -113,6 +118,9 @@ static int on_user_get(void *data, cairn_srv_req_t *req, cairn_buf_t *resp)
     field_t ak = dec_field(&d);
     if (!dec_ok(&d))
         return CAIRN_EPROTO;
+    int rc = read_barrier(r, resp);
+    if (rc != 0)
+        return rc;
     return meta_fsm_user_get(r->fsm, CS(ak), resp);
 }
 
@@ -164,6 +172,9 @@ static int on_bucket_head(void *data, cairn_srv_req_t *req, cairn_buf_t *resp)
     field_t b = dec_field(&d);
     if (!dec_ok(&d))
         return CAIRN_EPROTO;
+    int rc = read_barrier(r, resp);
+    if (rc != 0)
+        return rc;
     return meta_fsm_bucket_head(r->fsm, CS(b), resp);
 }
 
@@ -175,6 +186,9 @@ static int on_bucket_list(void *data, cairn_srv_req_t *req, cairn_buf_t *resp)
     field_t own = dec_field(&d);
     if (!dec_ok(&d))
         return CAIRN_EPROTO;
+    int rc = read_barrier(r, resp);
+    if (rc != 0)
+        return rc;
     return meta_fsm_bucket_list(r->fsm, CS(own), resp);
 }
 
@@ -199,6 +213,9 @@ static int on_obj_get(void *data, cairn_srv_req_t *req, cairn_buf_t *resp)
     field_t b = dec_field(&d), k = dec_field(&d);
     if (!dec_ok(&d))
         return CAIRN_EPROTO;
+    int rc = read_barrier(r, resp);
+    if (rc != 0)
+        return rc;
     return meta_fsm_obj_get(r->fsm, CS(b), k.p, k.n, resp);
 }
 
@@ -221,6 +238,8 @@ static int on_obj_list(void *data, cairn_srv_req_t *req, cairn_buf_t *resp)
     cairn_meta_list_req_t q;
     char bucket[CAIRN_MAX_BUCKET_LEN + 1];
     int rc = cairn_meta_list_req_decode(req->body, req->hdr.body_len, &q, bucket);
+    if (rc == 0)
+        rc = read_barrier(r, resp);
     if (rc)
         return rc;
     return meta_fsm_obj_list(r->fsm, &q, resp);
@@ -250,6 +269,9 @@ static int on_gc_list(void *data, cairn_srv_req_t *req, cairn_buf_t *resp)
     uint32_t max = cairn_dec_u32(&d);
     if (!dec_ok(&d))
         return CAIRN_EPROTO;
+    int rc = read_barrier(r, resp);
+    if (rc != 0)
+        return rc;
     return meta_fsm_gc_list(r->fsm, after, max, resp);
 }
 
@@ -257,6 +279,94 @@ static int on_ping(void *data, cairn_srv_req_t *req, cairn_buf_t *resp)
 {
     cairn_buf_append(resp, "alive", 5);
     return 0;
+}
+
+/* ---- replication: the command-id wrapper, status, membership ---- */
+
+static int on_once(void *data, cairn_srv_req_t *req, cairn_buf_t *resp)
+{
+    cairn_dec_t d;
+    once_req_t o;
+    dec_req(&d, req);
+    uint16_t op = cairn_dec_u16(&d);
+    cairn_dec_raw(&d, o.id, sizeof o.id);
+    if (d.err)
+        return CAIRN_EPROTO;
+    const cairn_srv_route_t *rt = NULL;
+    for (size_t i = 0; i < meta_rpc_nroutes && rt == NULL; i++)
+        if (meta_rpc_routes[i].opcode == op && op != CAIRN_OP_META_ONCE && !meta_rpc_routes[i].streaming)
+            rt = &meta_rpc_routes[i];
+    if (rt == NULL)
+        return CAIRN_EPROTO;
+    o.req = *req;
+    o.req.hdr.opcode = CAIRN_OP_META_ONCE; /* marks o for cmd_id() */
+    o.req.body = d.p;
+    o.req.hdr.body_len = cairn_dec_left(&d);
+    return rt->fn(data, &o.req, resp);
+}
+
+static int on_status(void *data, cairn_srv_req_t *req, cairn_buf_t *resp)
+{
+    meta_rpc_t *r = data;
+    if (req->hdr.body_len != 0)
+        return CAIRN_EPROTO;
+    cairn_meta_status_t *st = cairn_malloc(sizeof *st);
+    int rc = meta_log_status(r->log, st);
+    if (rc == 0)
+        cairn_meta_status_encode(st, resp);
+    free(st);
+    return rc;
+}
+
+/* Membership changes wait for a snapshot to reach the new replica and for
+ * it to catch up before promotion: allow them much longer than a commit. */
+#define CHANGE_TIMEOUT_MS 60000
+
+static int on_member_add(void *data, cairn_srv_req_t *req, cairn_buf_t *resp)
+{
+    meta_rpc_t *r = data;
+    cairn_dec_t d;
+    dec_req(&d, req);
+    uint64_t id = cairn_dec_u64(&d);
+    field_t a = dec_field(&d), ra = dec_field(&d);
+    if (!dec_ok(&d) || a.n == 0 || a.n >= 128 || ra.n == 0 || ra.n >= 128)
+        return CAIRN_EPROTO;
+    char addr[128], raft_addr[128];
+    memcpy(addr, a.p, a.n);
+    addr[a.n] = '\0';
+    memcpy(raft_addr, ra.p, ra.n);
+    raft_addr[ra.n] = '\0';
+    if (strlen(addr) != a.n || strlen(raft_addr) != ra.n)
+        return CAIRN_EINVAL;
+    int rc = meta_log_add(r->log, id, addr, raft_addr, CHANGE_TIMEOUT_MS);
+    cairn_log(rc ? CAIRN_LOG_WARN : CAIRN_LOG_INFO, req->hdr.req_id, "add replica %llu (%s, raft %s): %s",
+              (unsigned long long)id, addr, raft_addr, cairn_strerror(rc));
+    return redirect(r, rc, resp);
+}
+
+static int on_member_remove(void *data, cairn_srv_req_t *req, cairn_buf_t *resp)
+{
+    meta_rpc_t *r = data;
+    cairn_dec_t d;
+    dec_req(&d, req);
+    uint64_t id = cairn_dec_u64(&d);
+    if (!dec_ok(&d))
+        return CAIRN_EPROTO;
+    int rc = meta_log_remove(r->log, id, CHANGE_TIMEOUT_MS);
+    cairn_log(rc ? CAIRN_LOG_WARN : CAIRN_LOG_INFO, req->hdr.req_id, "remove replica %llu: %s",
+              (unsigned long long)id, cairn_strerror(rc));
+    return redirect(r, rc, resp);
+}
+
+static int on_transfer(void *data, cairn_srv_req_t *req, cairn_buf_t *resp)
+{
+    meta_rpc_t *r = data;
+    cairn_dec_t d;
+    dec_req(&d, req);
+    uint64_t id = cairn_dec_u64(&d);
+    if (!dec_ok(&d))
+        return CAIRN_EPROTO;
+    return redirect(r, meta_log_transfer(r->log, id, CHANGE_TIMEOUT_MS), resp);
 }
 
 const cairn_srv_route_t meta_rpc_routes[] = {
@@ -273,6 +383,12 @@ const cairn_srv_route_t meta_rpc_routes[] = {
     {CAIRN_OP_META_OBJ_LIST, 0, on_obj_list},
     {CAIRN_OP_META_GC_DONE, 0, on_gc_done},
     {CAIRN_OP_META_GC_LIST, 0, on_gc_list},
+    {CAIRN_OP_META_ONCE, 0, on_once},
+    {CAIRN_OP_META_STATUS, 0, on_status},
+    {CAIRN_OP_META_MEMBER_ADD, 0, on_member_add},
+    {CAIRN_OP_META_MEMBER_REMOVE, 0, on_member_remove},
+    {CAIRN_OP_META_TRANSFER, 0, on_transfer},
+    META_RPC_MPU_ROUTES, /* multipart uploads: rpc_mpu.c */
 };
 const size_t meta_rpc_nroutes = sizeof meta_rpc_routes / sizeof meta_rpc_routes[0];
 

@@ -1,17 +1,17 @@
 /*
  * rpc.h — the metadata service's request handlers (one per opcode of
- * meta.h, served by srv.h), and the log that mutations go through.
+ * meta.h, served by srv.h).
  *
- * Reads call the state machine directly. A mutation is turned into one
- * command (fsm.h) and handed to meta_log_submit(), which returns once the
- * command has been applied, with its result.
+ * A mutation is turned into one command (fsm.h) and handed to the
+ * replicated log (raft_glue.h), which returns once the command is committed
+ * and applied here, with its result. A read first waits for a log barrier
+ * (meta_log_barrier), then reads the state machine: reads are served by the
+ * leader only and see every write acknowledged before them.
  *
- * The log here is the single-replica one: a mutex, a counter for the next
- * index, and meta_fsm_apply() with a synced LMDB commit, so nothing is
- * acknowledged before it is on disk. A replicated log (Raft) implements the
- * same three functions: submit then means "append, wait for commit and the
- * local apply, return its result", and returns CAIRN_ENOTLEADER on a
- * follower.
+ * A replica that is not the leader answers CAIRN_ENOTLEADER with the
+ * leader's service address as the whole response body (empty if unknown).
+ * Requests wrapped in CAIRN_OP_META_ONCE carry a command id that the log
+ * uses to apply a retried mutation only once.
  */
 #ifndef CAIRN_META_RPC_H
 #define CAIRN_META_RPC_H
@@ -22,19 +22,7 @@
 #include "cairn/buf.h"
 #include "cairn/srv.h"
 #include "fsm.h"
-
-typedef struct meta_log_s meta_log_t;
-
-/* A log applying to fsm (borrowed; outlives the log). The next index is
- * meta_fsm_applied(fsm) + 1. */
-int meta_log_create(meta_fsm_t *fsm, meta_log_t **out);
-void meta_log_destroy(meta_log_t *l);
-/* Append cmd (len bytes, a multiple of 8), wait until it is applied, and
- * copy the apply result (i32 status, payload: see meta_fsm_apply) into
- * *result. Thread-safe; commands are applied in submission order.
- * Returns 0 (the command's own status is inside result) or a system error
- * (nothing was applied). */
-int meta_log_submit(meta_log_t *l, const uint8_t *cmd, size_t len, cairn_buf_t *result);
+#include "raft_glue.h"
 
 /* What the handlers work on: the srv data pointer. */
 typedef struct {
@@ -45,6 +33,11 @@ typedef struct {
 /* The route table for cairn_srv_create() (static). */
 extern const cairn_srv_route_t meta_rpc_routes[];
 extern const size_t meta_rpc_nroutes;
+
+/* For handlers in other files: a read handler calls this before reading the
+ * state machine; nonzero is the handler's answer (the body holds the
+ * leader's address when it is CAIRN_ENOTLEADER). */
+int meta__rpc_barrier(meta_rpc_t *r, cairn_buf_t *resp);
 
 /* Make sure a user exists with exactly these fields: read it, and submit a
  * USER_PUT only if it is missing or different. 0 or an error. */

@@ -32,16 +32,18 @@
 typedef enum { T_STRING, T_INT, T_SIZE, T_DOUBLE, T_BOOL } opt_type_t;
 static const char *const type_names[] = {"string", "int", "size", "double", "bool"};
 
-/* S_NODE stands for every [node.<id>] section; its fields live in cairn_cfg_node_t. */
-typedef enum { S_CLUSTER, S_NODE, S_GATEWAY, S_S3, S_LOG, S_COUNT } sect_t;
-static const char *const sect_names[S_COUNT] = {"cluster", "node", "gateway", "s3", "log"};
+/* S_NODE stands for every [node.<id>] section (fields in cairn_cfg_node_t),
+ * S_REPLICA for every [meta.<id>] section (fields in cairn_cfg_meta_t); S_META
+ * is the single [meta] section of settings shared by the replicas. */
+typedef enum { S_CLUSTER, S_NODE, S_GATEWAY, S_S3, S_LOG, S_META, S_REPLICA, S_COUNT } sect_t;
+static const char *const sect_names[S_COUNT] = {"cluster", "node", "gateway", "s3", "log", "meta", "meta"};
 
 typedef struct {
     sect_t sect;
     const char *key;
     opt_type_t type;
     const char *def;  /* default, spelled as in the file; NULL = required (non-empty string) */
-    size_t off;       /* into cairn_cfg_t, or cairn_cfg_node_t for S_NODE */
+    size_t off;       /* into cairn_cfg_t, cairn_cfg_node_t (S_NODE) or cairn_cfg_meta_t (S_REPLICA) */
     size_t size;      /* sizeof the field: string capacity, or integer width */
     double min, max;  /* inclusive bounds of a number */
     const char *(*check)(const void *field); /* extra rule: NULL if fine, else what is wrong */
@@ -69,8 +71,22 @@ static const char *check_log_level(const void *f)
     return cairn_log_parse_level(f) < 0 ? "must be debug, info, warn or error" : NULL;
 }
 
+static const char *check_meta_list(const void *f)
+{
+    char addrs[CAIRN_CFG_MAX_META][128];
+    if (*(const char *)f == '\0')
+        return NULL; /* "required" is reported once the whole file is read */
+    int n = cairn_cfg_split_addrs(f, addrs, CAIRN_CFG_MAX_META);
+    if (n == CAIRN_ETOOBIG)
+        return "too many addresses (at most 7)";
+    if (n < 0)
+        return "must be host:port[,host:port...]";
+    return NULL;
+}
+
 #define CF(f) .off = offsetof(cairn_cfg_t, f), .size = sizeof(((cairn_cfg_t *)0)->f)
 #define NF(f) .off = offsetof(cairn_cfg_node_t, f), .size = sizeof(((cairn_cfg_node_t *)0)->f)
+#define MF(f) .off = offsetof(cairn_cfg_meta_t, f), .size = sizeof(((cairn_cfg_meta_t *)0)->f)
 
 static const opt_t opts[] = {
     {S_CLUSTER, "secret", T_STRING, NULL, CF(secret), .check = check_secret, .secret = 1,
@@ -81,7 +97,8 @@ static const opt_t opts[] = {
      .help = "parity fragments per stripe (k + m <= 32)"},
     {S_CLUSTER, "block_size", T_SIZE, "256k", CF(block_size), .min = 64, .max = CAIRN_CFG_MAX_BLOCK_SIZE,
      .check = check_block_size, .help = "erasure-coding block: a multiple of 64 bytes, at most 16m"},
-    {S_CLUSTER, "meta", T_STRING, NULL, CF(meta_addr), .help = "host:port of the metadata service"},
+    {S_CLUSTER, "meta", T_STRING, NULL, CF(meta_addr), .check = check_meta_list,
+     .help = "host:port of each metadata replica, comma-separated"},
     {S_CLUSTER, "io_timeout_ms", T_INT, "5000", CF(io_timeout_ms), .min = 1, .max = INT_MAX,
      .help = "timeout of one internal request, milliseconds"},
 
@@ -106,6 +123,19 @@ static const opt_t opts[] = {
 
     {S_LOG, "level", T_STRING, "info", CF(log_level), .check = check_log_level,
      .help = "debug, info, warn or error"},
+
+    {S_META, "election_timeout_ms", T_INT, "1000", CF(meta_election_ms), .min = 50, .max = 60000,
+     .help = "Raft election timeout (randomised between 1x and 2x), milliseconds"},
+    {S_META, "heartbeat_ms", T_INT, "100", CF(meta_heartbeat_ms), .min = 10, .max = 10000,
+     .help = "Raft heartbeat interval, milliseconds (below election_timeout_ms)"},
+    {S_META, "snapshot_threshold", T_INT, "8192", CF(meta_snapshot_threshold), .min = 4, .max = INT_MAX,
+     .help = "log entries applied since the last snapshot that trigger a new one"},
+    {S_META, "snapshot_trailing", T_INT, "2048", CF(meta_snapshot_trailing), .min = 0, .max = INT_MAX,
+     .help = "log entries kept behind a snapshot, so a lagging replica needs no snapshot"},
+
+    {S_REPLICA, "addr", T_STRING, NULL, MF(addr), .help = "host:port of this metadata replica's service"},
+    {S_REPLICA, "raft_addr", T_STRING, NULL, MF(raft_addr),
+     .help = "IPv4:port of this replica's Raft transport (replica to replica)"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
 _Static_assert(NOPTS <= 32, "seen-bitmaps are 32 bits wide");
@@ -123,6 +153,7 @@ typedef struct {
     uint32_t seen_sect;                         /* bit per sect_t, except S_NODE */
     uint32_t seen_global;                       /* bit per opts[] index */
     uint32_t seen_node[CAIRN_CFG_MAX_NODES];    /* bit per opts[] index, per node */
+    uint32_t seen_replica[CAIRN_CFG_MAX_META];  /* bit per opts[] index, per [meta.<id>] */
     char why[96];                               /* scratch for a value's error */
 } ctx_t;
 
@@ -283,10 +314,14 @@ static void set_defaults(ctx_t *c, sect_t sect, void *base)
     }
 }
 
-/* "node.<id>": the id, or 0 if the name is not a positive decimal without leading zeros. */
+/* "<prefix>.<id>": the id, or 0 if the name is not a positive decimal
+ * without leading zeros. */
 static uint32_t node_id(const char *section)
 {
-    const char *p = section + 5;
+    const char *p = strchr(section, '.');
+    if (p == NULL)
+        return 0;
+    p++;
     if (*p < '1' || *p > '9' || strlen(p) > 10)
         return 0;
     uint64_t v = 0;
@@ -311,9 +346,47 @@ static int is_node_section(const char *name)
     return strncmp(name, "node", 4) == 0 && (name[4] == '\0' || name[4] == '.');
 }
 
+/* [meta.<id>]; the bare [meta] is the shared settings section. */
+static int is_replica_section(const char *name) { return strncmp(name, "meta.", 5) == 0; }
+
+static int replica_index(const cairn_cfg_t *cfg, uint32_t id)
+{
+    for (size_t i = 0; i < cfg->nmetas; i++)
+        if (cfg->metas[i].id == id)
+            return (int)i;
+    return -1;
+}
+
+/* A [meta.<id>] header: create the replica. 0 or -1 (failed). */
+static int on_replica_section(ctx_t *c, const char *name)
+{
+    uint32_t id = node_id(name);
+    if (id == 0) {
+        fail(c, c->lineno, "bad section [%s]: expected [meta.<id>] with a positive integer id", name);
+        return -1;
+    }
+    if (replica_index(c->cfg, id) >= 0) {
+        fail(c, c->lineno, "duplicate section [%s]", name);
+        return -1;
+    }
+    if (c->cfg->nmetas == CAIRN_CFG_MAX_META) {
+        fail(c, c->lineno, "too many metadata replicas (at most %d)", CAIRN_CFG_MAX_META);
+        return -1;
+    }
+    cairn_cfg_meta_t *m = &c->cfg->metas[c->cfg->nmetas];
+    memset(m, 0, sizeof *m);
+    m->id = id;
+    set_defaults(c, S_REPLICA, m);
+    c->seen_replica[c->cfg->nmetas] = 0;
+    c->cfg->nmetas++;
+    return 0;
+}
+
 /* A section header went by: check it, and create the node it names. 0 or -1 (failed). */
 static int on_section(ctx_t *c, const char *name)
 {
+    if (is_replica_section(name))
+        return on_replica_section(c, name);
     if (is_node_section(name)) {
         uint32_t id = name[4] ? node_id(name) : 0;
         if (id == 0) {
@@ -337,7 +410,7 @@ static int on_section(ctx_t *c, const char *name)
         return 0;
     }
     for (int s = 0; s < S_COUNT; s++) {
-        if (s == S_NODE || strcmp(name, sect_names[s]) != 0)
+        if (s == S_NODE || s == S_REPLICA || strcmp(name, sect_names[s]) != 0)
             continue;
         if (c->seen_sect & (1u << s)) {
             fail(c, c->lineno, "duplicate section [%s]", name);
@@ -424,9 +497,15 @@ static int on_key(void *user, const char *section, const char *key, const char *
         sect = S_NODE;
         base = &c->cfg->nodes[i];
         seen = &c->seen_node[i];
+    } else if (is_replica_section(section)) {
+        int i = replica_index(c->cfg, node_id(section));
+        CAIRN_ASSERT(i >= 0); /* read_line created it */
+        sect = S_REPLICA;
+        base = &c->cfg->metas[i];
+        seen = &c->seen_replica[i];
     } else {
         for (int s = 0; s < S_COUNT; s++)
-            if (strcmp(section, sect_names[s]) == 0)
+            if (s != S_REPLICA && strcmp(section, sect_names[s]) == 0)
                 sect = (sect_t)s;
         CAIRN_ASSERT(sect != S_COUNT); /* read_line let no other section through */
     }
@@ -466,6 +545,10 @@ static void validate(ctx_t *c)
             for (size_t n = 0; n < cfg->nnodes; n++)
                 if (((const char *)&cfg->nodes[n])[o->off] == '\0')
                     fail(c, 0, "%s is required in [node.%u]", o->key, cfg->nodes[n].id);
+        } else if (o->sect == S_REPLICA) {
+            for (size_t n = 0; n < cfg->nmetas; n++)
+                if (((const char *)&cfg->metas[n])[o->off] == '\0')
+                    fail(c, 0, "%s is required in [meta.%u]", o->key, cfg->metas[n].id);
         } else if (((const char *)cfg)[o->off] == '\0') {
             fail(c, 0, "%s is required in [%s]", o->key, sect_names[o->sect]);
         }
@@ -480,6 +563,14 @@ static void validate(ctx_t *c)
             if (strcmp(cfg->nodes[i].addr, cfg->nodes[j].addr) == 0)
                 fail(c, 0, "[node.%u] and [node.%u] have the same addr %s", cfg->nodes[i].id,
                      cfg->nodes[j].id, cfg->nodes[i].addr);
+    for (size_t i = 0; i < cfg->nmetas; i++)
+        for (size_t j = i + 1; j < cfg->nmetas; j++)
+            if (strcmp(cfg->metas[i].addr, cfg->metas[j].addr) == 0 ||
+                strcmp(cfg->metas[i].raft_addr, cfg->metas[j].raft_addr) == 0)
+                fail(c, 0, "[meta.%u] and [meta.%u] have the same address", cfg->metas[i].id, cfg->metas[j].id);
+    if (cfg->meta_heartbeat_ms >= cfg->meta_election_ms)
+        fail(c, 0, "heartbeat_ms (%d) must be below election_timeout_ms (%d) in [meta]", cfg->meta_heartbeat_ms,
+             cfg->meta_election_ms);
 }
 
 static int parse(ctx_t *c)
@@ -491,6 +582,7 @@ static int parse(ctx_t *c)
     set_defaults(c, S_GATEWAY, c->cfg);
     set_defaults(c, S_S3, c->cfg);
     set_defaults(c, S_LOG, c->cfg);
+    set_defaults(c, S_META, c->cfg);
     int rc = ini_parse_stream(read_line, c, on_key, c);
     if (c->fp && ferror(c->fp))
         fail(c, 0, "read error: %s", strerror(errno));
@@ -545,12 +637,51 @@ const cairn_cfg_node_t *cairn_cfg_node(const cairn_cfg_t *cfg, uint32_t id)
     return i < 0 ? NULL : &cfg->nodes[i];
 }
 
+const cairn_cfg_meta_t *cairn_cfg_replica(const cairn_cfg_t *cfg, uint32_t id)
+{
+    int i = replica_index(cfg, id);
+    return i < 0 ? NULL : &cfg->metas[i];
+}
+
+int cairn_cfg_split_addrs(const char *list, char out[][128], int max)
+{
+    int n = 0;
+    const char *p = list;
+    for (;;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        while (len > 0 && (*p == ' ' || *p == '\t')) {
+            p++;
+            len--;
+        }
+        while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+            len--;
+        const char *colon = len ? memrchr(p, ':', len) : NULL;
+        size_t plen = colon ? len - (size_t)(colon + 1 - p) : 0;
+        if (len == 0 || len >= 128 || colon == NULL || colon == p || plen == 0 || plen > 5 ||
+            strspn(colon + 1, "0123456789") < plen)
+            return CAIRN_EINVAL;
+        size_t hlen = (size_t)(colon - p);
+        if (memchr(p, ':', hlen) && !(p[0] == '[' && p[hlen - 1] == ']')) /* only "[v6]" hosts hold ':' */
+            return CAIRN_EINVAL;
+        if (n == max)
+            return CAIRN_ETOOBIG;
+        memcpy(out[n], p, len);
+        out[n][len] = '\0';
+        n++;
+        if (end == NULL)
+            return n;
+        p = end + 1;
+    }
+}
+
 void cairn_cfg_help(FILE *out)
 {
     for (size_t i = 0; i < NOPTS; i++) {
         const opt_t *o = &opts[i];
         char name[64];
-        snprintf(name, sizeof name, "%s.%s", o->sect == S_NODE ? "node.<id>" : sect_names[o->sect], o->key);
+        const char *sect = o->sect == S_NODE ? "node.<id>" : o->sect == S_REPLICA ? "meta.<id>" : sect_names[o->sect];
+        snprintf(name, sizeof name, "%s.%s", sect, o->key);
         fprintf(out, "  %-26s %-6s %-15s %s\n", name, type_names[o->type], o->def ? o->def : "(required)", o->help);
     }
 }

@@ -39,7 +39,7 @@ void cairn__log(int level, uint64_t req_id, const char *fmt, ...)
                      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
                      lv[level & 3], log_service, log_id);
     if (req_id != 0)
-        n += snprintf(line + n, sizeof line - n, "req=%016llx ", (unsigned long long)req_id);
+        n += snprintf(line + n, sizeof line - n, "req=%016llX ", (unsigned long long)req_id);
     va_list ap;
     va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof line - n - 1, fmt, ap);

@@ -7,21 +7,28 @@
  *   u8 etag_len, etag bytes (no NUL), u8 k, u8 m, u32 block_size,
  *   (k + m) x u32 node id,
  *   bytes content_type, bytes user_meta (u32 length, then the bytes)
+ * Version 2 (records with system headers or parts) continues with
+ *   bytes sys_meta, u32 nparts, bytes parts (nparts entries, meta_mpu.c)
  * The decoder rejects anything else: a bad version, k + m above
  * CAIRN_MAX_FRAGS, an etag of 72 bytes or more, malformed user_meta pairs,
  * trailing bytes.
  *
  * Client calls: the response status of a frame carries the cairn error of
- * the operation and is returned as-is; a transport error from
- * cairn_conn_call() is returned as-is too.
+ * the operation and is returned as-is. Transport errors, redirects and
+ * elections are handled by cairn_meta_call() (see "the replicated client"
+ * below); what it cannot hide becomes CAIRN_EUNAVAIL or CAIRN_ETIMEOUT.
  */
 #include "cairn/meta.h"
 
+#include <errno.h>
 #include <string.h>
+#include <time.h>
 
+#include "cairn/cfg.h"
 #include "cairn/err.h"
 
 #define OBJ_REC_VERSION 1
+#define OBJ_REC_VERSION_2 2
 
 /* ---- object records ---- */
 
@@ -30,7 +37,8 @@ void cairn_obj_rec_encode(const cairn_obj_rec_t *r, cairn_buf_t *out)
     size_t etag_len = strnlen(r->etag, sizeof r->etag);
     CAIRN_ASSERT(etag_len < sizeof r->etag);
     CAIRN_ASSERT((unsigned)r->k + r->m <= CAIRN_MAX_FRAGS);
-    cairn_buf_put_u8(out, OBJ_REC_VERSION);
+    int v2 = r->sys_meta_len > 0 || r->nparts > 0;
+    cairn_buf_put_u8(out, v2 ? OBJ_REC_VERSION_2 : OBJ_REC_VERSION);
     cairn_buf_append(out, r->oid, 16);
     cairn_buf_put_u64(out, r->size);
     cairn_buf_put_u64(out, (uint64_t)r->mtime_ms);
@@ -43,6 +51,11 @@ void cairn_obj_rec_encode(const cairn_obj_rec_t *r, cairn_buf_t *out)
         cairn_buf_put_u32(out, r->nodes[i]);
     cairn_buf_put_bytes(out, r->content_type, r->content_type_len);
     cairn_buf_put_bytes(out, r->user_meta, r->user_meta_len);
+    if (v2) {
+        cairn_buf_put_bytes(out, r->sys_meta, r->sys_meta_len);
+        cairn_buf_put_u32(out, r->nparts);
+        cairn_buf_put_bytes(out, r->parts, r->parts_len);
+    }
 }
 
 /* 0 if p[0..len) is a well-formed sequence of (u16 len, name, u16 len, value). */
@@ -56,12 +69,24 @@ static int user_meta_check(const uint8_t *p, size_t len)
     return off == len ? 0 : CAIRN_EPROTO;
 }
 
+/* 0 if the parts encoding holds exactly nparts well-formed entries. O(nparts). */
+static int parts_check(const cairn_obj_rec_t *r)
+{
+    size_t off = 0;
+    uint32_t n = 0;
+    cairn_obj_part_t part;
+    while (cairn_obj_part_next(r->parts, r->parts_len, &off, &part) == 1)
+        n++;
+    return off == r->parts_len && n == r->nparts ? 0 : CAIRN_EPROTO;
+}
+
 int cairn_obj_rec_decode(const uint8_t *p, size_t len, cairn_obj_rec_t *r)
 {
     cairn_dec_t d;
     cairn_dec_init(&d, p, len);
     memset(r, 0, sizeof *r);
-    if (cairn_dec_u8(&d) != OBJ_REC_VERSION)
+    uint8_t version = cairn_dec_u8(&d);
+    if (version != OBJ_REC_VERSION && version != OBJ_REC_VERSION_2)
         return CAIRN_EPROTO;
     cairn_dec_raw(&d, r->oid, 16);
     r->size = cairn_dec_u64(&d);
@@ -82,9 +107,16 @@ int cairn_obj_rec_decode(const uint8_t *p, size_t len, cairn_obj_rec_t *r)
     cairn_dec_bytes(&d, &ct, &r->content_type_len);
     r->content_type = (const char *)ct;
     cairn_dec_bytes(&d, &r->user_meta, &r->user_meta_len);
+    if (version == OBJ_REC_VERSION_2) {
+        cairn_dec_bytes(&d, &r->sys_meta, &r->sys_meta_len);
+        r->nparts = cairn_dec_u32(&d);
+        cairn_dec_bytes(&d, &r->parts, &r->parts_len);
+    }
     if (d.err || cairn_dec_left(&d) != 0 || memchr(r->etag, '\0', etag_len) != NULL)
         return CAIRN_EPROTO;
-    return user_meta_check(r->user_meta, r->user_meta_len);
+    if (user_meta_check(r->user_meta, r->user_meta_len) != 0 || user_meta_check(r->sys_meta, r->sys_meta_len) != 0)
+        return CAIRN_EPROTO;
+    return parts_check(r);
 }
 
 void cairn_obj_meta_add(cairn_buf_t *b, const char *name, size_t name_len, const char *value, size_t value_len)
@@ -249,18 +281,162 @@ bad:
     return CAIRN_EPROTO;
 }
 
+/* ---- the replicated client ----
+ *
+ * One call is a loop over attempts until an answer that is not "ask
+ * someone else", or the deadline:
+ *   - CAIRN_ENOTLEADER: go to the leader named in the body, or else the
+ *     next replica;
+ *   - CAIRN_EUNAVAIL or CAIRN_ETIMEOUT from the replica (shutting down, or
+ *     the commit did not come in time), or no answer at all (refused,
+ *     reset, timed out): the next replica; one that did not answer is
+ *     skipped for DOWN_MS unless every replica is;
+ *   - after a full round without a leader, sleep (20 ms doubling to 500 ms):
+ *     an election is under way.
+ * Every attempt carries the same command id (client_id, seq), so the
+ * service applies a mutation at most once however many attempts reached a
+ * leader. At the deadline the answer is CAIRN_EUNAVAIL if no attempt can
+ * have been applied, else CAIRN_ETIMEOUT. Only a refused connection proves
+ * an attempt was never seen: a "not leader" answer may come from a replica
+ * that logged the entry and then lost its leadership.
+ */
+
+#define DOWN_MS 1000
+#define ONCE_HDR 18 /* u16 op, id[16] */
+
+int cairn_meta_client_init(cairn_meta_client_t *c, const char *addrs, const cairn_wire_key_t *key, int timeout_ms)
+{
+    memset(c, 0, sizeof *c);
+    char list[CAIRN_META_MAX_REPLICAS][128];
+    int n = cairn_cfg_split_addrs(addrs ? addrs : "", list, CAIRN_META_MAX_REPLICAS - 1);
+    for (int i = 0; i < n; i++)
+        memcpy(c->replicas[i].addr, list[i], 128);
+    c->nreplicas = n > 0 ? (size_t)n : 0;
+    cairn_conn_init(&c->conn, c->nreplicas ? c->replicas[0].addr : "", key, timeout_ms);
+    c->timeout_ms = timeout_ms;
+    c->deadline_ms = 2 * timeout_ms > 10000 ? 2 * timeout_ms : 10000;
+    c->client_id = cairn_wire_new_req_id();
+    return n > 0 ? 0 : CAIRN_EINVAL;
+}
+
+void cairn_meta_client_dispose(cairn_meta_client_t *c) { cairn_conn_dispose(&c->conn); }
+
+static void use_replica(cairn_meta_client_t *c, size_t i)
+{
+    c->cur = i;
+    if (strcmp(c->conn.addr, c->replicas[i].addr) != 0) {
+        cairn_conn_close(&c->conn);
+        snprintf(c->conn.addr, sizeof c->conn.addr, "%s", c->replicas[i].addr);
+    }
+}
+
+/* The next replica after cur that is not marked down (cur + 1 if all are). */
+static size_t next_replica(const cairn_meta_client_t *c, int64_t now)
+{
+    for (size_t k = 1; k <= c->nreplicas; k++) {
+        size_t i = (c->cur + k) % c->nreplicas;
+        if (c->replicas[i].down_until <= now)
+            return i;
+    }
+    return (c->cur + 1) % c->nreplicas;
+}
+
+/* The index of the replica at addr, adding it (in the spare slot) if new. */
+static size_t find_replica(cairn_meta_client_t *c, const char *addr, size_t len)
+{
+    for (size_t i = 0; i < c->nreplicas; i++)
+        if (strlen(c->replicas[i].addr) == len && memcmp(c->replicas[i].addr, addr, len) == 0)
+            return i;
+    size_t i = c->nreplicas < CAIRN_META_MAX_REPLICAS ? c->nreplicas++ : CAIRN_META_MAX_REPLICAS - 1;
+    memcpy(c->replicas[i].addr, addr, len);
+    c->replicas[i].addr[len] = '\0';
+    c->replicas[i].down_until = 0;
+    return i;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+int cairn_meta_call(cairn_meta_client_t *c, uint16_t op, uint64_t req_id, const void *body, size_t len,
+                    cairn_buf_t *resp)
+{
+    if (c->nreplicas == 0)
+        return CAIRN_EUNAVAIL;
+    uint8_t hdr[ONCE_HDR];
+    hdr[0] = (uint8_t)op;
+    hdr[1] = (uint8_t)(op >> 8);
+    cairn_le64_put(hdr + 2, c->client_id);
+    cairn_le64_put(hdr + 10, ++c->seq);
+    struct iovec iov[2] = {{hdr, sizeof hdr}, {(void *)body, len}};
+    cairn_buf_t scratch;
+    cairn_buf_init(&scratch);
+    cairn_buf_t *out = resp ? resp : &scratch;
+
+    int64_t start = cairn_now_ms(), deadline = start + c->deadline_ms;
+    int maybe_applied = 0, backoff = 20, rc;
+    size_t misses = 0; /* attempts since the last redirect to a named leader */
+    use_replica(c, c->cur < c->nreplicas ? c->cur : 0);
+    for (;;) {
+        int64_t now = cairn_now_ms();
+        if (c->replicas[c->cur].down_until > now)
+            use_replica(c, next_replica(c, now));
+        int left = (int)(deadline - now);
+        c->conn.timeout_ms = c->timeout_ms > 0 && c->timeout_ms < left ? c->timeout_ms : (left > 1 ? left : 1);
+        int32_t status = 0;
+        rc = cairn_conn_call(&c->conn, CAIRN_OP_META_ONCE, req_id, iov, len ? 2 : 1, out, &status);
+        if (rc == CAIRN_ETOOBIG)
+            break; /* refused before sending: no replica would take it */
+        if (rc == 0 && status != CAIRN_ENOTLEADER && status != CAIRN_EUNAVAIL && status != CAIRN_ETIMEOUT) {
+            rc = status;
+            break;
+        }
+        now = cairn_now_ms();
+        size_t next;
+        if (rc != 0) {
+            if (rc != -ECONNREFUSED)
+                maybe_applied = 1;
+            c->replicas[c->cur].down_until = now + DOWN_MS;
+            next = next_replica(c, now);
+        } else if (status == CAIRN_ENOTLEADER && out->len > 0 && out->len < 128 &&
+                   !(strlen(c->replicas[c->cur].addr) == out->len &&
+                     memcmp(c->replicas[c->cur].addr, out->base, out->len) == 0)) {
+            maybe_applied = 1; /* it may have been leader when the entry was logged */
+            next = find_replica(c, (const char *)out->base, out->len);
+            c->replicas[next].down_until = 0; /* named leader: worth a try even if it failed before */
+        } else {
+            maybe_applied = 1;
+            next = next_replica(c, now);
+        }
+        if (++misses >= c->nreplicas) {
+            misses = 0;
+            int wait = backoff < deadline - now ? backoff : (int)(deadline - now);
+            if (wait > 0)
+                sleep_ms(wait);
+            backoff = backoff * 2 < 500 ? backoff * 2 : 500;
+        }
+        if (cairn_now_ms() >= deadline) {
+            rc = maybe_applied ? CAIRN_ETIMEOUT : CAIRN_EUNAVAIL;
+            break;
+        }
+        use_replica(c, next);
+    }
+    if (rc == CAIRN_EUNAVAIL || rc == CAIRN_ETIMEOUT)
+        cairn_buf_reset(out);
+    cairn_buf_dispose(&scratch);
+    return rc;
+}
+
 /* ---- client calls ---- */
 
 /* One call whose request body is req (may be empty). The response body goes
- * to resp. Returns the transport error or the response status. */
-static int call(cairn_conn_t *c, uint16_t op, uint64_t req_id, const cairn_buf_t *req, cairn_buf_t *resp)
+ * to resp. Returns the response status or the client's failure. */
+static int call(cairn_meta_client_t *c, uint16_t op, uint64_t req_id, const cairn_buf_t *req, cairn_buf_t *resp)
 {
-    struct iovec iov = {.iov_base = req->base, .iov_len = req->len};
-    int32_t status = 0;
-    int rc = cairn_conn_call(c, op, req_id, &iov, req->len ? 1 : 0, resp, &status);
-    if (rc != 0)
-        return rc;
-    return status;
+    return cairn_meta_call(c, op, req_id, req->base, req->len, resp);
 }
 
 /* Copy a decoded string view into a caller's buffer; CAIRN_ETOOBIG if it does not fit. */
@@ -275,7 +451,7 @@ static int copy_out(const uint8_t *p, size_t n, char *out, size_t outsz)
     return 0;
 }
 
-int cairn_meta_user_get(cairn_conn_t *c, uint64_t req_id, const char *access_key, char *secret, size_t secret_sz,
+int cairn_meta_user_get(cairn_meta_client_t *c, uint64_t req_id, const char *access_key, char *secret, size_t secret_sz,
                         char *owner, size_t owner_sz)
 {
     cairn_buf_t req, resp;
@@ -303,7 +479,7 @@ int cairn_meta_user_get(cairn_conn_t *c, uint64_t req_id, const char *access_key
     return rc;
 }
 
-int cairn_meta_user_put(cairn_conn_t *c, uint64_t req_id, const char *access_key, const char *secret,
+int cairn_meta_user_put(cairn_meta_client_t *c, uint64_t req_id, const char *access_key, const char *secret,
                         const char *owner, const char *display_name)
 {
     cairn_buf_t req, resp;
@@ -319,7 +495,7 @@ int cairn_meta_user_put(cairn_conn_t *c, uint64_t req_id, const char *access_key
     return rc;
 }
 
-static int bucket_op(cairn_conn_t *c, uint16_t op, uint64_t req_id, const char *bucket, const char *owner)
+static int bucket_op(cairn_meta_client_t *c, uint16_t op, uint64_t req_id, const char *bucket, const char *owner)
 {
     cairn_buf_t req, resp;
     cairn_buf_init(&req);
@@ -332,17 +508,17 @@ static int bucket_op(cairn_conn_t *c, uint16_t op, uint64_t req_id, const char *
     return rc;
 }
 
-int cairn_meta_bucket_create(cairn_conn_t *c, uint64_t req_id, const char *bucket, const char *owner)
+int cairn_meta_bucket_create(cairn_meta_client_t *c, uint64_t req_id, const char *bucket, const char *owner)
 {
     return bucket_op(c, CAIRN_OP_META_BUCKET_CREATE, req_id, bucket, owner);
 }
 
-int cairn_meta_bucket_delete(cairn_conn_t *c, uint64_t req_id, const char *bucket, const char *owner)
+int cairn_meta_bucket_delete(cairn_meta_client_t *c, uint64_t req_id, const char *bucket, const char *owner)
 {
     return bucket_op(c, CAIRN_OP_META_BUCKET_DELETE, req_id, bucket, owner);
 }
 
-int cairn_meta_bucket_head(cairn_conn_t *c, uint64_t req_id, const char *bucket, cairn_buf_t *scratch,
+int cairn_meta_bucket_head(cairn_meta_client_t *c, uint64_t req_id, const char *bucket, cairn_buf_t *scratch,
                            cairn_bucket_rec_t *out)
 {
     cairn_buf_t req;
@@ -358,7 +534,7 @@ int cairn_meta_bucket_head(cairn_conn_t *c, uint64_t req_id, const char *bucket,
     return rc == 0 && cairn_dec_left(&d) != 0 ? CAIRN_EPROTO : rc;
 }
 
-int cairn_meta_bucket_list(cairn_conn_t *c, uint64_t req_id, const char *owner, cairn_buf_t *scratch,
+int cairn_meta_bucket_list(cairn_meta_client_t *c, uint64_t req_id, const char *owner, cairn_buf_t *scratch,
                            cairn_bucket_rec_t **out, size_t *n)
 {
     *out = NULL;
@@ -409,7 +585,7 @@ static int decode_old(const cairn_buf_t *scratch, int *had_old, cairn_obj_rec_t 
     return 0;
 }
 
-int cairn_meta_obj_put(cairn_conn_t *c, uint64_t req_id, const char *bucket, const char *key, size_t key_len,
+int cairn_meta_obj_put(cairn_meta_client_t *c, uint64_t req_id, const char *bucket, const char *key, size_t key_len,
                        const cairn_obj_rec_t *rec, cairn_buf_t *scratch, int *had_old, cairn_obj_rec_t *old)
 {
     *had_old = 0;
@@ -428,7 +604,7 @@ int cairn_meta_obj_put(cairn_conn_t *c, uint64_t req_id, const char *bucket, con
     return rc != 0 ? rc : decode_old(scratch, had_old, old);
 }
 
-int cairn_meta_obj_get(cairn_conn_t *c, uint64_t req_id, const char *bucket, const char *key, size_t key_len,
+int cairn_meta_obj_get(cairn_meta_client_t *c, uint64_t req_id, const char *bucket, const char *key, size_t key_len,
                        cairn_buf_t *scratch, cairn_obj_rec_t *out)
 {
     if (key_len == 0 || key_len > CAIRN_MAX_KEY_LEN)
@@ -451,7 +627,7 @@ int cairn_meta_obj_get(cairn_conn_t *c, uint64_t req_id, const char *bucket, con
     return cairn_obj_rec_decode(p, n, out);
 }
 
-int cairn_meta_obj_delete(cairn_conn_t *c, uint64_t req_id, const char *bucket, const char *key, size_t key_len,
+int cairn_meta_obj_delete(cairn_meta_client_t *c, uint64_t req_id, const char *bucket, const char *key, size_t key_len,
                           cairn_buf_t *scratch, int *had_old, cairn_obj_rec_t *old)
 {
     *had_old = 0;
@@ -466,7 +642,7 @@ int cairn_meta_obj_delete(cairn_conn_t *c, uint64_t req_id, const char *bucket, 
     return rc != 0 ? rc : decode_old(scratch, had_old, old);
 }
 
-int cairn_meta_obj_list(cairn_conn_t *c, uint64_t req_id, const cairn_meta_list_req_t *q, cairn_meta_list_t *out)
+int cairn_meta_obj_list(cairn_meta_client_t *c, uint64_t req_id, const cairn_meta_list_req_t *q, cairn_meta_list_t *out)
 {
     list_clear(out);
     cairn_buf_t req;
@@ -477,7 +653,7 @@ int cairn_meta_obj_list(cairn_conn_t *c, uint64_t req_id, const cairn_meta_list_
     return rc != 0 ? rc : cairn_meta_list_decode(out);
 }
 
-int cairn_meta_gc_done(cairn_conn_t *c, uint64_t req_id, const uint8_t oid[16])
+int cairn_meta_gc_done(cairn_meta_client_t *c, uint64_t req_id, const uint8_t oid[16])
 {
     cairn_buf_t req, resp;
     cairn_buf_init(&req);
@@ -489,7 +665,7 @@ int cairn_meta_gc_done(cairn_conn_t *c, uint64_t req_id, const uint8_t oid[16])
     return rc;
 }
 
-int cairn_meta_gc_list(cairn_conn_t *c, uint64_t req_id, const uint8_t after[16], uint32_t max, cairn_buf_t *scratch,
+int cairn_meta_gc_list(cairn_meta_client_t *c, uint64_t req_id, const uint8_t after[16], uint32_t max, cairn_buf_t *scratch,
                        cairn_meta_gc_entry_t **out, size_t *n, int *more)
 {
     *out = NULL;
@@ -525,4 +701,79 @@ int cairn_meta_gc_list(cairn_conn_t *c, uint64_t req_id, const uint8_t after[16]
     *n = cnt;
     *more = m;
     return 0;
+}
+
+/* ---- replica status ---- */
+
+void cairn_meta_status_encode(const cairn_meta_status_t *st, cairn_buf_t *out)
+{
+    cairn_buf_put_u64(out, st->id);
+    cairn_buf_put_u8(out, (uint8_t)st->role);
+    cairn_buf_put_u64(out, st->term);
+    cairn_buf_put_u64(out, st->commit);
+    cairn_buf_put_u64(out, st->applied);
+    cairn_buf_put_u64(out, st->last_index);
+    cairn_buf_put_u64(out, st->fsm_applied);
+    cairn_buf_put_u64(out, st->snapshot_index);
+    cairn_buf_put_u64(out, st->leader_id);
+    cairn_buf_put_str(out, st->leader_addr);
+    cairn_buf_put_u32(out, (uint32_t)st->nmembers);
+    for (size_t i = 0; i < st->nmembers; i++) {
+        cairn_buf_put_u64(out, st->members[i].id);
+        cairn_buf_put_u8(out, (uint8_t)st->members[i].kind);
+        cairn_buf_put_str(out, st->members[i].raft_addr);
+        cairn_buf_put_str(out, st->members[i].addr);
+    }
+}
+
+/* A decoded string into a 128-byte field. */
+static int dec_str128(cairn_dec_t *d, char out[128])
+{
+    const uint8_t *p;
+    size_t n;
+    cairn_dec_bytes(d, &p, &n);
+    if (d->err || n >= 128 || memchr(p, '\0', n))
+        return CAIRN_EPROTO;
+    memcpy(out, p, n);
+    out[n] = '\0';
+    return 0;
+}
+
+int cairn_meta_status_decode(const uint8_t *p, size_t len, cairn_meta_status_t *st)
+{
+    cairn_dec_t d;
+    cairn_dec_init(&d, p, len);
+    memset(st, 0, sizeof *st);
+    st->id = cairn_dec_u64(&d);
+    st->role = cairn_dec_u8(&d);
+    st->term = cairn_dec_u64(&d);
+    st->commit = cairn_dec_u64(&d);
+    st->applied = cairn_dec_u64(&d);
+    st->last_index = cairn_dec_u64(&d);
+    st->fsm_applied = cairn_dec_u64(&d);
+    st->snapshot_index = cairn_dec_u64(&d);
+    st->leader_id = cairn_dec_u64(&d);
+    if (dec_str128(&d, st->leader_addr) != 0)
+        return CAIRN_EPROTO;
+    uint32_t n = cairn_dec_u32(&d);
+    if (d.err || n > CAIRN_META_MAX_MEMBERS || st->role > CAIRN_META_ROLE_LEADER)
+        return CAIRN_EPROTO;
+    for (uint32_t i = 0; i < n; i++) {
+        st->members[i].id = cairn_dec_u64(&d);
+        st->members[i].kind = cairn_dec_u8(&d);
+        if (dec_str128(&d, st->members[i].raft_addr) != 0 || dec_str128(&d, st->members[i].addr) != 0)
+            return CAIRN_EPROTO;
+    }
+    st->nmembers = n;
+    return d.err || cairn_dec_left(&d) != 0 ? CAIRN_EPROTO : 0;
+}
+
+const char *cairn_meta_role_name(int role)
+{
+    switch (role) {
+    case CAIRN_META_ROLE_FOLLOWER: return "follower";
+    case CAIRN_META_ROLE_CANDIDATE: return "candidate";
+    case CAIRN_META_ROLE_LEADER: return "leader";
+    default: return "unavailable";
+    }
 }

@@ -227,9 +227,16 @@ static void linger_close(conn_t *c)
 static int read_header(conn_t *c, uint8_t hb[CAIRN_WIRE_HDR_SIZE])
 {
     ssize_t r;
-    do
+    for (;;) {
         r = recv(c->fd, hb, CAIRN_WIRE_HDR_SIZE, 0);
-    while (r < 0 && errno == EINTR);
+        if (r >= 0 || (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK))
+            break;
+        if (errno != EINTR) {
+            /* a non-blocking fd handed to cairn_srv_serve_conn(): wait, unbounded */
+            struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+            poll(&pfd, 1, -1);
+        }
+    }
     if (r == 0)
         return 1;
     if (r < 0)

@@ -2,10 +2,11 @@
 harness.py — start a real cairn cluster on 127.0.0.1 and speak S3 to it.
 
 Every tests/integration/test_*.py runs standalone (python3 test_x.py, with
-CAIRN_BIN naming the build directory). It builds a Suite, registers its cases
-with @suite.case, and calls suite.main(): one cluster per file, started with
-tools/cairn-cluster in a fresh temporary directory under /tmp, reused by every
-case of the file, and stopped on exit (normal exit, exception, SIGINT/SIGTERM).
+CAIRN_BIN naming the build directory; arguments name the cases to run). It
+builds a Suite, registers its cases with @suite.case, and calls suite.main():
+one cluster per file, started with tools/cairn-cluster in a fresh temporary
+directory under $TMPDIR (default /tmp), reused by every case of the file,
+and stopped on exit (normal exit, exception, SIGINT/SIGTERM).
 
 Each case prints "ok NAME" or "FAIL NAME: reason"; after a failure the tail of
 every log under DIR/logs is printed. After each case the harness checks that
@@ -14,9 +15,10 @@ failure of the case that caused it). The last line is "N passed, N failed"
 and the exit status is 1 if anything failed.
 
 Clients are the real ones: curl --aws-sigv4 (7.88) and the Debian AWS CLI
-(/usr/bin/aws). Every subprocess runs with a timeout, so a hung server shows
-up as a failure, never as a stuck test run. The AWS CLI runs with a private
-HOME and config, so nothing from the machine leaks in.
+2.9 (/usr/bin/aws, run by a helper process, see Cluster.aws). Every call has
+a timeout, so a hung server shows up as a failure, never as a stuck test run.
+The AWS CLI runs with a private HOME and config (no retries, path-style
+addressing), so nothing from the machine leaks in.
 
 Caveats
 - curl 7.88 signs the query string and path exactly as given (it neither
@@ -29,7 +31,8 @@ Caveats
 
 Environment
   CAIRN_BIN    build directory (default: <repo>/build)
-  CAIRN_KEEP   1: keep the temporary directory even when every case passed
+  CAIRN_KEEP   1: keep the whole temporary directory (by default it is removed,
+               and after a failure only the logs and config are kept)
 """
 
 import atexit
@@ -37,6 +40,7 @@ import hashlib
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import struct
@@ -240,7 +244,9 @@ class Cluster:
 
     def __init__(self, nodes=6, k=4, m=2, name="itest"):
         self.nodes, self.k, self.m = nodes, k, m
-        self.root = tempfile.mkdtemp(prefix="cairn-%s-" % name, dir="/tmp")
+        # Under $TMPDIR when set (tests/run-all.sh gives each test its own and
+        # stops any cluster left there), else /tmp.
+        self.root = tempfile.mkdtemp(prefix="cairn-%s-" % name, dir=os.environ.get("TMPDIR") or "/tmp")
         self.dir = os.path.join(self.root, "cluster")
         self.work = os.path.join(self.root, "work")
         self.awshome = os.path.join(self.root, "aws")
@@ -256,6 +262,7 @@ class Cluster:
         self.running = False
         self.request_ids = []    # (x-amz-request-id, status, what) of every curl answer
         self._seq = 0
+        self._aws_proc = None
 
     # ---- lifecycle
 
@@ -276,10 +283,11 @@ class Cluster:
         """Start every process that is not running (all of them the first time);
         returns once the S3 endpoint answers."""
         t0 = time.time()
+        self.running = True  # from here on, stop() must run
         r = self._launcher("start", self.dir)
         if r.returncode != 0:
-            raise TestFailure("cairn-cluster start failed (rc %d): %s%s" % (r.returncode, r.stdout[-3000:], r.stderr[-3000:]))
-        self.running = True
+            raise TestFailure("cairn-cluster start failed (rc %d): %s%s" % (r.returncode, r.stdout[-3000:],
+                                                                          r.stderr[-3000:]))
         self.env = {}
         with open(os.path.join(self.dir, "cluster.env")) as f:
             for line in f:
@@ -323,9 +331,16 @@ class Cluster:
         self.start()
 
     def cleanup(self, keep=False):
+        self._aws_kill()
         self.stop()
-        if keep or os.environ.get("CAIRN_KEEP") == "1":
+        if os.environ.get("CAIRN_KEEP") == "1":
             print("harness: kept %s" % self.root)
+        elif keep:
+            # After a failure keep what explains it (logs, config), not the
+            # bulk (fragment files, test data).
+            for d in (self.work, self.awshome, os.path.join(self.dir, "data")):
+                shutil.rmtree(d, ignore_errors=True)
+            print("harness: kept the logs in %s (CAIRN_KEEP=1 keeps the data too)" % self.dir)
         else:
             shutil.rmtree(self.root, ignore_errors=True)
 
@@ -533,14 +548,75 @@ class Cluster:
         }
 
     def aws(self, *args, ak=None, sk=None, timeout=120):
-        """Run the AWS CLI against the cluster. Returns (rc, stdout, stderr) as text."""
-        cmd = [AWS, "--endpoint-url", self.endpoint] + [str(a) for a in args]
+        """Run the AWS CLI against the cluster. Returns (rc, stdout, stderr) as text.
+
+        Each command runs the CLI's own entry point (what /usr/bin/aws runs)
+        with a fresh session and environment, inside one long-lived helper
+        process, because starting the CLI costs over a second on this
+        machine. CAIRN_AWS_EXEC=1 runs /usr/bin/aws for every command instead.
+        A command that takes longer than timeout kills the helper."""
+        args = ["--endpoint-url", self.endpoint] + [str(a) for a in args]
+        env = self.aws_env(ak, sk)
+        what = "aws %s" % " ".join(args[2:])
+        if os.environ.get("CAIRN_AWS_EXEC") == "1":
+            try:
+                r = subprocess.run([AWS] + args, env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                                   timeout=timeout)
+            except subprocess.TimeoutExpired:
+                raise TestFailure("%s: no answer within %ds" % (what, timeout))
+            return r.returncode, r.stdout.decode("utf-8", "replace"), r.stderr.decode("utf-8", "replace")
+        if self._aws_proc is None or self._aws_proc.poll() is not None:
+            self._aws_spawn()
+        req = json.dumps({"args": args, "env": env}) + "\n"
         try:
-            r = subprocess.run(cmd, env=self.aws_env(ak, sk), stdin=subprocess.DEVNULL, capture_output=True,
-                               timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise TestFailure("aws %s: no answer within %ds" % (" ".join(map(str, args)), timeout))
-        return r.returncode, r.stdout.decode("utf-8", "replace"), r.stderr.decode("utf-8", "replace")
+            os.write(self._aws_w, req.encode())
+            line = self._aws_readline(timeout)
+        except (OSError, TestFailure) as e:
+            self._aws_kill()
+            raise TestFailure("%s: %s" % (what, e))
+        r = json.loads(line)
+        return r["rc"], r["out"], r["err"]
+
+    def _aws_spawn(self):
+        req_r, req_w = os.pipe()
+        resp_r, resp_w = os.pipe()
+        log = open(os.path.join(self.work, "aws-helper.log"), "ab")
+        env = self.aws_env()
+        self._aws_proc = subprocess.Popen(["/usr/bin/python3", os.path.abspath(__file__), "--aws-helper",
+                                           str(req_r), str(resp_w)], pass_fds=(req_r, resp_w), env=env,
+                                          stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        log.close()
+        os.close(req_r)
+        os.close(resp_w)
+        self._aws_w, self._aws_r, self._aws_buf = req_w, resp_r, b""
+
+    def _aws_readline(self, timeout):
+        deadline = time.time() + timeout
+        while b"\n" not in self._aws_buf:
+            left = deadline - time.time()
+            if left <= 0:
+                raise TestFailure("no answer within %ds" % timeout)
+            ready, _, _ = select.select([self._aws_r], [], [], left)
+            if ready:
+                chunk = os.read(self._aws_r, 1 << 20)
+                if not chunk:
+                    raise TestFailure("the AWS CLI helper exited (see %s/aws-helper.log)" % self.work)
+                self._aws_buf += chunk
+        line, self._aws_buf = self._aws_buf.split(b"\n", 1)
+        return line.decode()
+
+    def _aws_kill(self):
+        p, self._aws_proc = self._aws_proc, None
+        if p is None:
+            return
+        for fd in (self._aws_w, self._aws_r):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        if p.poll() is None:
+            p.kill()
+        p.wait()
 
     def aws_ok(self, *args, **kw):
         """aws(...) that must succeed; returns parsed JSON stdout (or text)."""
@@ -645,7 +721,7 @@ class Suite:
                 passed += 1
                 print("ok %s (%.1fs)" % (name, time.time() - t1), flush=True)
             else:
-                failed.append(name)
+                failed.append((name, reason))
                 print("FAIL %s: %s" % (name, reason), flush=True)
                 c.print_log_tails()
                 sys.stdout.flush()
@@ -658,6 +734,64 @@ class Suite:
 
         self._teardown(keep=bool(failed))
         print("# %s: %.1fs" % (self.name, time.time() - t0))
-        print("%d passed, %d failed%s" % (passed, len(failed), (": " + ", ".join(failed)) if failed else ""))
+        for name, reason in failed:  # again, short, where a runner showing the tail sees it
+            reason = reason.strip().replace("\n", "\n    ")
+            print("FAIL %s: %s" % (name, reason if len(reason) < 600 else reason[:600] + " ..."))
+        print("%d passed, %d failed%s" % (passed, len(failed), (": " + ", ".join(n for n, _ in failed)) if failed else ""))
         sys.stdout.flush()
         sys.exit(1 if failed else 0)
+
+
+# ---------------------------------------------------------------- AWS CLI helper
+
+
+def _aws_helper(rfd, wfd):
+    """Serve Cluster.aws(): one JSON request a line on rfd ({"args", "env"}),
+    one JSON answer a line on wfd ({"rc", "out", "err"}). Each request runs
+    the entry point of /usr/bin/aws with its own environment and session."""
+    import io
+    import awscli.clidriver
+    import botocore.session
+    # Every command gets a new session, as with /usr/bin/aws, but they share
+    # one loader of the CLI's JSON models: parsing them again for each
+    # command would cost most of its time. The models are read-only.
+    loaders = {}
+    create_loader = botocore.session.create_loader
+
+    def shared_loader(search_path=None):
+        if search_path not in loaders:
+            loaders[search_path] = create_loader(search_path)
+        return loaders[search_path]
+
+    botocore.session.create_loader = shared_loader
+    # Importing awscli sets AWS_DATA_PATH (where the CLI finds its own data).
+    keep = {k: v for k, v in os.environ.items() if k == "AWS_DATA_PATH"}
+    rf = os.fdopen(rfd, "rb")
+    wf = os.fdopen(wfd, "wb")
+    for line in rf:
+        req = json.loads(line)
+        os.environ.clear()
+        os.environ.update(req["env"])
+        os.environ.update(keep)
+        out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="replace", write_through=True)
+        err = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="replace", write_through=True)
+        saved = sys.stdout, sys.stderr, sys.stdin
+        sys.stdout, sys.stderr, sys.stdin = out, err, open(os.devnull)
+        try:
+            rc = awscli.clidriver.AWSCLIEntryPoint().main(req["args"])
+        except SystemExit as e:
+            rc = e.code if isinstance(e.code, int) else 1
+        except BaseException:
+            rc = 255
+            err.write(traceback.format_exc())
+        finally:
+            sys.stdin.close()
+            sys.stdout, sys.stderr, sys.stdin = saved
+        ans = {"rc": rc, "out": out.buffer.getvalue().decode("utf-8", "replace"),
+               "err": err.buffer.getvalue().decode("utf-8", "replace")}
+        wf.write(json.dumps(ans).encode() + b"\n")
+        wf.flush()
+
+
+if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "--aws-helper":
+    _aws_helper(int(sys.argv[2]), int(sys.argv[3]))

@@ -9,8 +9,7 @@ sys.dont_write_bytecode = True  # keep the source tree clean
 import datetime
 import time
 
-from harness import (Suite, TestFailure, check, eq, expect_error, key_path, md5, sha256, short, xml_error_code,
-                     xml_parse)
+from harness import Suite, TestFailure, check, eq, expect_error, key_path, short, xml_error_code, xml_parse
 
 suite = Suite("auth")
 BUCKET = "authz"
@@ -183,7 +182,7 @@ def garbage_authorization(c):
     if not (400 <= st < 500 and xml_error_code(body)):
         bad.append("signed GET plus X-Amz-Algorithm in the query -> %d %s" % (st, short(body, 150)))
     # A bad x-amz-date with an otherwise well-formed request.
-    for date in ("yesterday", "20200101T000000Z", "99999999T999999Z", ""):
+    for date in ("yesterday", "20200101T000000Z", "99999999T999999Z"):
         st, h, body = c.curl("GET", key_path(BUCKET, "existing"), headers={"x-amz-date": date}, timeout=15,
                              allow_error=True)
         if not (400 <= st < 500 and xml_error_code(body)):
@@ -205,7 +204,7 @@ def request_ids_logged(c):
     c.curl("PUT", "/" + BUCKET)
     c.curl("PUT", key_path(BUCKET, "rid"), data=b"rid")
     c.curl("DELETE", key_path(BUCKET, "rid"))
-    missing = [(s, w) for rid, s, w in c.request_ids if not rid]
+    missing = [(s, w) for rid, s, w in c.request_ids if not rid and s > 0]
     check(not missing, "%d answers without x-amz-request-id, e.g. %s" % (len(missing), missing[:5]))
     ids = [(rid, s, w) for rid, s, w in c.request_ids if rid]
     eq(len(set(r for r, _, _ in ids)), len(ids), "distinct request ids")

@@ -267,5 +267,47 @@ def range_gets(c):
         check(f.read() == data[S - 3:2 * S + 4], "aws get-object --range: body differs")
 
 
+@suite.case
+def parallel_puts_and_gets(c):
+    import concurrent.futures
+    objs = {"par/%02d" % i: data_of(i * 150000 + 7) for i in range(16)}
+
+    def put(kv):
+        k, d = kv
+        st, h, body = c.curl("PUT", key_path(BUCKET, k), data=d)
+        return k, st, h.get("etag"), body
+
+    def get(k):
+        st, got, h = c.get_sha(BUCKET, k)
+        return k, st, got
+
+    with concurrent.futures.ThreadPoolExecutor(8) as ex:
+        for k, st, etag, body in ex.map(put, objs.items()):
+            check(st == 200 and etag == '"%s"' % md5(objs[k]), "parallel PUT %s -> %d %s %s" % (k, st, etag, short(body)))
+        for _ in range(2):
+            for k, st, got in ex.map(get, sorted(objs)):
+                eq((st, got), (200, sha256(objs[k])), "parallel GET %s" % k)
+
+
+@suite.case
+def client_aborts(c):
+    big = "curl/size-%d" % (64 * MiB)
+    # A GET abandoned after a second, at 1 MB/s.
+    st, h, _ = c.curl("GET", key_path(BUCKET, big), out=c.tmpfile(suffix=".abort"), timeout=1,
+                      extra=["--limit-rate", "1M"], allow_error=True)
+    eq(st, -28, "curl exit status of an abandoned GET (28: timeout)")
+    # A PUT abandoned half way: nothing is created.
+    st, h, _ = c.curl("PUT", key_path(BUCKET, "abort/put"), data=data_of(8 * MiB), timeout=1,
+                      extra=["--limit-rate", "1M"], allow_error=True)
+    eq(st, -28, "curl exit status of an abandoned PUT")
+    time.sleep(0.5)
+    expect_error(c.curl("GET", key_path(BUCKET, "abort/put")), 404, "NoSuchKey", "GET of an abandoned PUT")
+    # The gateway still serves, whole objects included.
+    st, h, _ = c.curl("HEAD", key_path(BUCKET, big))
+    eq((st, h.get("content-length")), (200, str(64 * MiB)), "HEAD after the aborts")
+    st, h, body = c.curl("GET", key_path(BUCKET, big), headers={"Range": "bytes=0-99"})
+    eq((st, len(body)), (206, 100), "Range GET after the aborts")
+
+
 if __name__ == "__main__":
     suite.main()

@@ -8,12 +8,17 @@
  *
  *   [cluster]
  *   secret = 0123456789abcdef0123      ; required, >= 16 characters
- *   meta = 127.0.0.1:7000              ; required
+ *   meta = 127.0.0.1:7000,127.0.0.1:7001,127.0.0.1:7002  ; required: every replica
  *   k = 4
  *   m = 2
  *   block_size = 256k
  *   [node.1]                            ; repeated, ids positive and unique
  *   addr = 127.0.0.1:7101
+ *   [meta]                              ; optional: Raft settings of the replicas
+ *   snapshot_threshold = 8192
+ *   [meta.1]                            ; one per metadata replica (Raft server id)
+ *   addr = 127.0.0.1:7000               ; its service, as listed in [cluster] meta
+ *   raft_addr = 127.0.0.1:7010          ; replica-to-replica Raft traffic
  *   [s3]
  *   access_key = CAIRN...               ; required
  *   secret_key = ...                    ; required
@@ -43,6 +48,7 @@
 #define CAIRN_CFG_MAX_NODES 256
 #define CAIRN_CFG_MAX_KM 32                       /* k + m at most */
 #define CAIRN_CFG_MAX_BLOCK_SIZE (16u << 20)      /* block_size at most 16 MiB */
+#define CAIRN_CFG_MAX_META 7                      /* metadata replicas at most */
 
 typedef struct {
     uint32_t id;     /* from the section name [node.<id>], >= 1 */
@@ -51,12 +57,20 @@ typedef struct {
     double weight;   /* placement weight, > 0 */
 } cairn_cfg_node_t;
 
+/* One metadata replica, [meta.<id>]. Only the replicas themselves need
+ * these sections; clients use the [cluster] meta list. */
+typedef struct {
+    uint32_t id;         /* from [meta.<id>]: the Raft server id, >= 1 */
+    char addr[128];      /* host:port of its service (the internal protocol) */
+    char raft_addr[128]; /* IPv4:port of its Raft transport */
+} cairn_cfg_meta_t;
+
 typedef struct {
     /* [cluster] */
     char secret[256];     /* HMAC key for internal RPC, >= 16 characters */
     int k, m;             /* erasure code: 1 <= k, 0 <= m, k + m <= 32 */
     uint32_t block_size;  /* bytes; a multiple of 64, at most 16 MiB */
-    char meta_addr[128];  /* host:port of the metadata service */
+    char meta_addr[1024]; /* the metadata replicas: "host:port[,host:port...]" (cairn_cfg_split_addrs) */
     int io_timeout_ms;    /* internal RPC timeout */
     /* [node.<id>], in file order */
     cairn_cfg_node_t nodes[CAIRN_CFG_MAX_NODES];
@@ -73,6 +87,14 @@ typedef struct {
     char secret_key[128];
     /* [log] */
     char log_level[16];   /* debug, info, warn or error */
+    /* [meta] */
+    int meta_election_ms;        /* Raft election timeout, > heartbeat */
+    int meta_heartbeat_ms;
+    int meta_snapshot_threshold; /* entries between snapshots */
+    int meta_snapshot_trailing;  /* entries kept behind a snapshot */
+    /* [meta.<id>], in file order */
+    cairn_cfg_meta_t metas[CAIRN_CFG_MAX_META];
+    size_t nmetas;
 } cairn_cfg_t;
 
 /*
@@ -100,6 +122,16 @@ int cairn_cfg_load_string(const char *text, const char *name, cairn_cfg_t *cfg, 
 
 /* The node with this id, or NULL. Borrowed from cfg; O(nnodes). */
 const cairn_cfg_node_t *cairn_cfg_node(const cairn_cfg_t *cfg, uint32_t id);
+/* The metadata replica [meta.<id>], or NULL. Borrowed from cfg. */
+const cairn_cfg_meta_t *cairn_cfg_replica(const cairn_cfg_t *cfg, uint32_t id);
+
+/*
+ * Split a comma-separated address list ("h:p, h:p") into out[0..n): each
+ * item trimmed, shorter than 128 bytes, a non-empty host, ':' and a port of
+ * 1 to 5 digits. Returns n (>= 1), CAIRN_EINVAL for a malformed item or an
+ * empty list, CAIRN_ETOOBIG for more than max items.
+ */
+int cairn_cfg_split_addrs(const char *list, char out[][128], int max);
 
 /*
  * Print every option, one a line: "section.key  type  default  help". The

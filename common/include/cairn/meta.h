@@ -7,6 +7,16 @@
  * directly. The client functions here hide that: they send one request frame
  * (wire.h) and decode the answer.
  *
+ * The service is a Raft group of replicas (metadata/raft_glue.h). Only the
+ * leader serves; the others answer CAIRN_ENOTLEADER with the leader's
+ * address as the whole response body (empty when they know none). A client
+ * (cairn_meta_client_t) holds the list of replicas and hides all of it:
+ * it follows redirects, tries the next replica when one does not answer,
+ * and retries across an election until a deadline. Every call is sent
+ * wrapped in CAIRN_OP_META_ONCE with a command id fixed for the call, so a
+ * mutation retried after its first attempt did commit is not applied twice:
+ * the service answers the first attempt's result.
+ *
  * Records returned by decode functions hold views (pointer + length) into the
  * buffer they were decoded from: valid while that buffer is unchanged.
  *
@@ -14,6 +24,9 @@
  * bucket), CAIRN_ENOTFOUND (no such key), CAIRN_EEXIST (bucket owned by
  * someone else), CAIRN_EOWNED (bucket already yours), CAIRN_ENOTEMPTY,
  * CAIRN_ENOSUCHUSER, CAIRN_EINVAL (bad argument, e.g. key too long).
+ * When the tier cannot answer within the client's deadline: CAIRN_EUNAVAIL
+ * (nothing can have been applied) or CAIRN_ETIMEOUT (a mutation may have
+ * been applied; its outcome is unknown).
  */
 #ifndef CAIRN_META_H
 #define CAIRN_META_H
@@ -42,6 +55,12 @@ enum {
     CAIRN_OP_META_GC_DONE = 130,      /* oid[16] -> empty: the fragments of a superseded version are gone */
     CAIRN_OP_META_GC_LIST = 131,      /* oid[16] after (exclusive), u32 max
                                        * -> u32 n, n x (oid[16], bytes record), u8 more */
+    CAIRN_OP_META_STATUS = 180,       /* -> the replica's view, see cairn_meta_status_t */
+    CAIRN_OP_META_MEMBER_ADD = 181,   /* u64 id, str addr, str raft_addr -> empty (leader only) */
+    CAIRN_OP_META_MEMBER_REMOVE = 182,/* u64 id -> empty (leader only) */
+    CAIRN_OP_META_TRANSFER = 183,     /* u64 id (0: any) -> empty: hand leadership over (leader only) */
+    CAIRN_OP_META_ONCE = 190,         /* u16 op, id[16], body of op -> the answer of op; id names the
+                                       * command across retries (see above) */
 };
 
 typedef struct {
@@ -63,8 +82,37 @@ typedef struct {
     /* x-amz-meta-* pairs, encoded as repeated (u16 name_len, name, u16 value_len, value);
      * names lower-case without the "x-amz-meta-" prefix. View. */
     const uint8_t *user_meta; size_t user_meta_len;
+    /* Stored system headers (content-encoding, cache-control, x-amz-checksum-*,
+     * ...), same pair encoding as user_meta, names lower-case. View. */
+    const uint8_t *sys_meta; size_t sys_meta_len;
+    /* A completed multipart upload: k = m = 0 and no fragments of its own;
+     * the data is the concatenation of nparts parts, each stored like an
+     * object (see cairn_obj_part_t). View. */
+    uint32_t nparts;
+    const uint8_t *parts; size_t parts_len;
 } cairn_obj_rec_t;
 
+/* One part of a multipart object, as listed in its record. */
+typedef struct {
+    uint32_t number;                    /* the client's part number, 1..10000 */
+    uint8_t oid[16];
+    uint64_t size;
+    uint8_t k, m;
+    uint32_t block_size;
+    uint32_t nodes[CAIRN_MAX_FRAGS];
+} cairn_obj_part_t;
+
+/* Append one part entry to a parts encoding (meta_mpu.c). */
+void cairn_obj_part_add(cairn_buf_t *b, const cairn_obj_part_t *p);
+/* Iterate a parts encoding: *off starts at 0; 1 while parts remain (*p
+ * filled), 0 at the end or on a malformed entry (*off then stays). */
+int cairn_obj_part_next(const uint8_t *parts, size_t len, size_t *off, cairn_obj_part_t *p);
+/* A part as a record of its own (oid, size, k, m, block_size, nodes; no
+ * metadata), for the data path and the garbage list. */
+void cairn_obj_part_rec(const cairn_obj_part_t *p, cairn_obj_rec_t *r);
+
+/* Records without sys_meta and parts are written in the version 1 encoding
+ * (what older readers know); others in version 2. */
 void cairn_obj_rec_encode(const cairn_obj_rec_t *r, cairn_buf_t *out);
 /* Views point into p. CAIRN_EPROTO on malformed input. */
 int cairn_obj_rec_decode(const uint8_t *p, size_t len, cairn_obj_rec_t *r);
@@ -102,30 +150,64 @@ typedef struct {
 void cairn_meta_list_init(cairn_meta_list_t *l);
 void cairn_meta_list_dispose(cairn_meta_list_t *l);
 
-/* Client calls: blocking, on a connection to the metadata service. `scratch`
- * receives the raw response; returned records point into it. */
-int cairn_meta_user_get(cairn_conn_t *c, uint64_t req_id, const char *access_key, char *secret, size_t secret_sz,
+/* The most replicas a client tracks: the configured ones plus one learned
+ * from a redirect. */
+#define CAIRN_META_MAX_REPLICAS 8
+
+/* A client of the replicated metadata tier. Embedded (init/dispose); one
+ * thread at a time, like the connection inside it. */
+typedef struct {
+    cairn_conn_t conn;       /* to replicas[cur] */
+    struct {
+        char addr[128];
+        int64_t down_until;  /* ms (cairn_now_ms): skipped until then after a failure */
+    } replicas[CAIRN_META_MAX_REPLICAS];
+    size_t nreplicas;
+    size_t cur;
+    int timeout_ms;          /* one attempt (connect, answer) */
+    int deadline_ms;         /* a whole call, across replicas and elections */
+    uint64_t client_id;      /* random; with seq, the command ids of this client */
+    uint64_t seq;
+} cairn_meta_client_t;
+
+/* addrs: "host:port[,host:port...]" (the [cluster] meta option). key is
+ * borrowed. timeout_ms bounds one attempt; a call gives up after
+ * max(2 * timeout_ms, 10 s). CAIRN_EINVAL for a malformed list (the client
+ * is then usable but has no replica: every call fails). */
+int cairn_meta_client_init(cairn_meta_client_t *c, const char *addrs, const cairn_wire_key_t *key, int timeout_ms);
+void cairn_meta_client_dispose(cairn_meta_client_t *c);
+
+/* One call of any metadata opcode, with redirects and retries: the response
+ * body goes to resp (may be NULL). Returns the response status (0 or the
+ * operation's cairn error) or, when no replica answered in time,
+ * CAIRN_EUNAVAIL / CAIRN_ETIMEOUT as described at the top. */
+int cairn_meta_call(cairn_meta_client_t *c, uint16_t op, uint64_t req_id, const void *body, size_t len,
+                    cairn_buf_t *resp);
+
+/* Client calls: blocking, through the client above. `scratch` receives the
+ * raw response; returned records point into it. */
+int cairn_meta_user_get(cairn_meta_client_t *c, uint64_t req_id, const char *access_key, char *secret, size_t secret_sz,
                         char *owner, size_t owner_sz);
-int cairn_meta_user_put(cairn_conn_t *c, uint64_t req_id, const char *access_key, const char *secret,
+int cairn_meta_user_put(cairn_meta_client_t *c, uint64_t req_id, const char *access_key, const char *secret,
                         const char *owner, const char *display_name);
-int cairn_meta_bucket_create(cairn_conn_t *c, uint64_t req_id, const char *bucket, const char *owner);
-int cairn_meta_bucket_delete(cairn_conn_t *c, uint64_t req_id, const char *bucket, const char *owner);
-int cairn_meta_bucket_head(cairn_conn_t *c, uint64_t req_id, const char *bucket, cairn_buf_t *scratch,
+int cairn_meta_bucket_create(cairn_meta_client_t *c, uint64_t req_id, const char *bucket, const char *owner);
+int cairn_meta_bucket_delete(cairn_meta_client_t *c, uint64_t req_id, const char *bucket, const char *owner);
+int cairn_meta_bucket_head(cairn_meta_client_t *c, uint64_t req_id, const char *bucket, cairn_buf_t *scratch,
                            cairn_bucket_rec_t *out);
 /* Buckets of an owner, sorted by name: *out is heap (free()), views into scratch. */
-int cairn_meta_bucket_list(cairn_conn_t *c, uint64_t req_id, const char *owner, cairn_buf_t *scratch,
+int cairn_meta_bucket_list(cairn_meta_client_t *c, uint64_t req_id, const char *owner, cairn_buf_t *scratch,
                            cairn_bucket_rec_t **out, size_t *n);
 /* Commit a new version. If a previous version existed, *had_old = 1 and *old
  * is decoded from scratch (the caller removes its fragments, then GC_DONE). */
-int cairn_meta_obj_put(cairn_conn_t *c, uint64_t req_id, const char *bucket, const char *key, size_t key_len,
+int cairn_meta_obj_put(cairn_meta_client_t *c, uint64_t req_id, const char *bucket, const char *key, size_t key_len,
                        const cairn_obj_rec_t *rec, cairn_buf_t *scratch, int *had_old, cairn_obj_rec_t *old);
-int cairn_meta_obj_get(cairn_conn_t *c, uint64_t req_id, const char *bucket, const char *key, size_t key_len,
+int cairn_meta_obj_get(cairn_meta_client_t *c, uint64_t req_id, const char *bucket, const char *key, size_t key_len,
                        cairn_buf_t *scratch, cairn_obj_rec_t *out);
 /* Delete: CAIRN_ENOTFOUND is not an error for S3 (the gateway answers 204 anyway). */
-int cairn_meta_obj_delete(cairn_conn_t *c, uint64_t req_id, const char *bucket, const char *key, size_t key_len,
+int cairn_meta_obj_delete(cairn_meta_client_t *c, uint64_t req_id, const char *bucket, const char *key, size_t key_len,
                           cairn_buf_t *scratch, int *had_old, cairn_obj_rec_t *old);
-int cairn_meta_obj_list(cairn_conn_t *c, uint64_t req_id, const cairn_meta_list_req_t *q, cairn_meta_list_t *out);
-int cairn_meta_gc_done(cairn_conn_t *c, uint64_t req_id, const uint8_t oid[16]);
+int cairn_meta_obj_list(cairn_meta_client_t *c, uint64_t req_id, const cairn_meta_list_req_t *q, cairn_meta_list_t *out);
+int cairn_meta_gc_done(cairn_meta_client_t *c, uint64_t req_id, const uint8_t oid[16]);
 
 /* ---- Encodings shared by the client (here) and the service (metadata/). ----
  *
@@ -158,7 +240,43 @@ typedef struct {
 /* Up to max entries of the garbage list with oid > after (all-zero: from the
  * start), in oid order. *out is heap (free()), views into scratch; *more is 1
  * when entries remain past the last one returned. */
-int cairn_meta_gc_list(cairn_conn_t *c, uint64_t req_id, const uint8_t after[16], uint32_t max, cairn_buf_t *scratch,
+int cairn_meta_gc_list(cairn_meta_client_t *c, uint64_t req_id, const uint8_t after[16], uint32_t max, cairn_buf_t *scratch,
                        cairn_meta_gc_entry_t **out, size_t *n, int *more);
+
+/* ---- Replica status (CAIRN_OP_META_STATUS) ---- */
+
+enum { CAIRN_META_ROLE_UNAVAILABLE, CAIRN_META_ROLE_FOLLOWER, CAIRN_META_ROLE_CANDIDATE, CAIRN_META_ROLE_LEADER };
+enum { CAIRN_META_MEMBER_STANDBY, CAIRN_META_MEMBER_VOTER, CAIRN_META_MEMBER_SPARE };
+#define CAIRN_META_MAX_MEMBERS 16
+
+/* One replica's view of the group. Encoding: u64 id, u8 role, u64 term,
+ * u64 commit, u64 applied, u64 last_index, u64 fsm_applied,
+ * u64 snapshot_index, u64 leader_id, str leader_addr, u32 n,
+ * n x (u64 id, u8 kind, str raft_addr, str addr). */
+typedef struct {
+    uint64_t id;
+    int role;                 /* CAIRN_META_ROLE_* */
+    uint64_t term;
+    uint64_t commit;          /* highest entry known committed */
+    uint64_t applied;         /* highest entry applied here */
+    uint64_t last_index;      /* highest entry in the local log */
+    uint64_t fsm_applied;     /* highest command entry in LMDB (barriers and configuration
+                               * entries are applied without touching it) */
+    uint64_t snapshot_index;  /* last snapshot taken or installed here */
+    uint64_t leader_id;       /* 0: none known */
+    char leader_addr[128];
+    size_t nmembers;
+    struct {
+        uint64_t id;
+        int kind;             /* CAIRN_META_MEMBER_* */
+        char raft_addr[128];
+        char addr[128];       /* service address; empty if unknown */
+    } members[CAIRN_META_MAX_MEMBERS];
+} cairn_meta_status_t;
+
+void cairn_meta_status_encode(const cairn_meta_status_t *st, cairn_buf_t *out);
+/* CAIRN_EPROTO if malformed (too many members, strings of 128 bytes or more). */
+int cairn_meta_status_decode(const uint8_t *p, size_t len, cairn_meta_status_t *st);
+const char *cairn_meta_role_name(int role);
 
 #endif

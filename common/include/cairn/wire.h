@@ -19,8 +19,9 @@
  * One connection carries one request at a time from this client (the server
  * answers in order); the request id ties log lines across services.
  *
- * Client calls here are blocking with a per-call timeout (poll before each
- * read and write). They are meant for worker threads, never an event loop.
+ * Client calls here are blocking with a per-call timeout (a read or write
+ * that cannot proceed waits in poll() against the deadline). They are meant
+ * for worker threads, never an event loop.
  * On any transport error the connection is closed (fd = -1) and the next
  * call reconnects.
  */

@@ -415,6 +415,48 @@ static void test_parse_bool(void **state)
         assert_int_equal(cairn_cfg_parse_bool(bad[i], &v), CAIRN_EINVAL);
 }
 
+static void test_meta_replicas(void **state)
+{
+    assert_int_equal(load("[cluster]\nsecret = 0123456789abcdef\nmeta = 127.0.0.1:7000 , h2:7001,h3:7002\n"
+                          "[s3]\naccess_key = a\nsecret_key = b\n" SIX_NODES
+                          "[meta]\nsnapshot_threshold = 64\n"
+                          "[meta.3]\naddr = h3:7002\nraft_addr = 127.0.0.3:8002\n"
+                          "[meta.1]\naddr = 127.0.0.1:7000\nraft_addr = 127.0.0.1:8000\n"),
+                     0);
+    assert_int_equal(cfg.nmetas, 2);
+    assert_int_equal(cfg.metas[0].id, 3);
+    assert_string_equal(cfg.metas[0].raft_addr, "127.0.0.3:8002");
+    assert_string_equal(cairn_cfg_replica(&cfg, 1)->addr, "127.0.0.1:7000");
+    assert_null(cairn_cfg_replica(&cfg, 2));
+    assert_int_equal(cfg.meta_snapshot_threshold, 64);
+    assert_int_equal(cfg.meta_snapshot_trailing, 2048);
+    assert_int_equal(cfg.meta_election_ms, 1000);
+
+    char a[CAIRN_CFG_MAX_META][128];
+    assert_int_equal(cairn_cfg_split_addrs(cfg.meta_addr, a, CAIRN_CFG_MAX_META), 3);
+    assert_string_equal(a[0], "127.0.0.1:7000");
+    assert_string_equal(a[1], "h2:7001");
+    assert_string_equal(a[2], "h3:7002");
+    assert_int_equal(cairn_cfg_split_addrs("a:1,,b:2", a, 7), CAIRN_EINVAL);
+    assert_int_equal(cairn_cfg_split_addrs("a:1,b", a, 7), CAIRN_EINVAL);
+    assert_int_equal(cairn_cfg_split_addrs(":1", a, 7), CAIRN_EINVAL);
+    assert_int_equal(cairn_cfg_split_addrs("a:", a, 7), CAIRN_EINVAL);
+    assert_int_equal(cairn_cfg_split_addrs("a:1,b:2,c:3", a, 2), CAIRN_ETOOBIG);
+
+    expect_err(REQUIRED SIX_NODES "[meta.0]\naddr = a:1\nraft_addr = a:2\n",
+               "t.conf:19: bad section [meta.0]: expected [meta.<id>] with a positive integer id");
+    expect_err(REQUIRED SIX_NODES "[meta.1]\naddr = a:1\n", "t.conf: raft_addr is required in [meta.1]");
+    expect_err(REQUIRED SIX_NODES "[meta.1]\naddr = a:1\nraft_addr = a:2\n[meta.1]\n",
+               "t.conf:22: duplicate section [meta.1]");
+    expect_err(REQUIRED SIX_NODES "[meta.1]\naddr = a:1\nraft_addr = a:2\n[meta.2]\naddr = a:1\nraft_addr = a:3\n",
+               "t.conf: [meta.1] and [meta.2] have the same address");
+    expect_err(REQUIRED SIX_NODES "[meta.1]\nport = 1\n", "t.conf:20: unknown key port in [meta.1]");
+    expect_err(REQUIRED SIX_NODES "[meta]\nheartbeat_ms = 1000\n",
+               "t.conf: heartbeat_ms (1000) must be below election_timeout_ms (1000) in [meta]");
+    expect_err("[cluster]\nsecret = 0123456789abcdef\nmeta = a:1;b:2\n",
+               "t.conf:3: bad value for meta in [cluster] ('a:1;b:2'): must be host:port[,host:port...]");
+}
+
 static void test_help(void **state)
 {
     char *out = NULL;
@@ -431,7 +473,7 @@ static void test_help(void **state)
     int lines = 0;
     for (char *p = out; *p; p++)
         lines += *p == '\n';
-    assert_int_equal(lines, 18);
+    assert_int_equal(lines, 24);
     free(out);
 }
 
@@ -446,7 +488,7 @@ int main(void)
         cmocka_unit_test(test_duplicates),      cmocka_unit_test(test_syntax),
         cmocka_unit_test(test_layout),          cmocka_unit_test(test_file),
         cmocka_unit_test(test_parse_size),      cmocka_unit_test(test_parse_bool),
-        cmocka_unit_test(test_help),
+        cmocka_unit_test(test_meta_replicas),   cmocka_unit_test(test_help),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -718,7 +718,7 @@ static void test_timeout(void **state)
     int64_t t0 = cairn_now_ms();
     assert_int_equal(cairn_conn_call(&c, OP_SLOW, 0, NULL, 0, &resp, &status), CAIRN_ETIMEOUT);
     int64_t took = cairn_now_ms() - t0;
-    assert_true(took >= 90 && took < 350);
+    assert_true(took >= 90 && took < 1500); /* generous: CI machines are loaded */
     assert_int_equal(c.fd, -1);
     /* next call: a new connection (the old one's handler is still asleep) */
     struct iovec v = {"ok", 2};
@@ -756,7 +756,7 @@ static void test_server_timeout(void **state)
     raw_send(fd, f.base, 40);
     int64_t t0 = cairn_now_ms();
     assert_closed(fd);
-    assert_true(cairn_now_ms() - t0 < 2000);
+    assert_true(cairn_now_ms() - t0 < 4000);
     close(fd);
     cairn_buf_dispose(&f);
     tsrv_stop(t);
@@ -832,7 +832,7 @@ static void test_stop(void **state)
     usleep(50 * 1000);
     int64_t t0 = cairn_now_ms();
     tsrv_stop(t);
-    assert_true(cairn_now_ms() - t0 < 1500);
+    assert_true(cairn_now_ms() - t0 < 3000);
     cairn_conn_dispose(&idle);
     cairn_conn_dispose(&busy);
     cairn_buf_dispose(&resp);

@@ -452,6 +452,201 @@ static void test_replay_and_restart(void **state)
     assert_int_equal(meta_fsm_applied(x->f), 10);
 }
 
+/* ---- command ids: a retried command applies once ---- */
+
+/* Apply an OBJ_PUT of seed's record under command id `id` (16 bytes) at
+ * the next index, stamped now_ms. Returns the status; *had_old the answer's
+ * flag and *old_size the old record's size when it has one. */
+static int put_once(fx_t *x, const uint8_t *id, int64_t now_ms, const char *key, uint64_t seed, int *had_old,
+                    int64_t *old_size)
+{
+    cairn_buf_t r;
+    cairn_buf_init(&r);
+    make_rec(seed, &r);
+    meta_cmd_obj_put(&x->cmd, "b", 1, K(key), r.base, r.len);
+    cairn_buf_dispose(&r);
+    assert_int_equal(meta_fsm_apply_once(x->f, ++x->idx, id, now_ms, x->cmd.base, x->cmd.len, &x->res), 0);
+    cairn_buf_reset(&x->cmd);
+    assert_int_equal(meta_fsm_applied(x->f), x->idx);
+    const uint8_t *p;
+    size_t n;
+    int st = meta_fsm_result(&x->res, &p, &n);
+    *had_old = n > 0 && p[0] == 1;
+    *old_size = -1;
+    if (st == 0 && *had_old) {
+        cairn_dec_t d;
+        const uint8_t *rp;
+        size_t rl;
+        cairn_obj_rec_t old;
+        cairn_dec_init(&d, p + 1, n - 1);
+        cairn_dec_bytes(&d, &rp, &rl);
+        assert_int_equal(cairn_obj_rec_decode(rp, rl, &old), 0);
+        *old_size = (int64_t)old.size;
+    }
+    return st;
+}
+
+static void test_command_ids(void **state)
+{
+    fx_t *x = *state;
+    uint8_t a[16] = {1}, b[16] = {2}, c[16] = {3};
+    int64_t t = 1700000000000, old;
+    int had;
+    uint64_t size;
+    assert_int_equal(bucket_create(x, "b", "o"), 0);
+    assert_int_equal(put_once(x, a, t, "k", 1, &had, &old), 0);
+    assert_int_equal(had, 0);
+    assert_int_equal(put_once(x, b, t + 1, "k", 2, &had, &old), 0);
+    assert_int_equal(had, 1);
+    assert_int_equal(old, 7);
+    assert_int_equal(gc_count(x), 1);
+
+    /* b again (its first attempt did commit): the first answer, no change */
+    assert_int_equal(put_once(x, b, t + 2, "k", 2, &had, &old), 0);
+    assert_int_equal(had, 1);
+    assert_int_equal(old, 7);
+    assert_int_equal(gc_count(x), 1);
+    /* a again, late: must not bring version 1 back */
+    assert_int_equal(put_once(x, a, t + 3, "k", 1, &had, &old), 0);
+    assert_int_equal(had, 0);
+    assert_int_equal(obj_get(x, "b", K("k"), &size), 0);
+    assert_int_equal(size, 14);
+    assert_int_equal(gc_count(x), 1);
+
+    /* a command-level failure is remembered too */
+    meta_cmd_obj_put(&x->cmd, "nob", 3, K("k"), (const uint8_t *)"", 0);
+    assert_int_equal(meta_fsm_apply_once(x->f, ++x->idx, c, t + 4, x->cmd.base, x->cmd.len, &x->res), 0);
+    const uint8_t *p;
+    size_t n;
+    assert_int_equal(meta_fsm_result(&x->res, &p, &n), CAIRN_EPROTO);
+    assert_int_equal(meta_fsm_apply_once(x->f, ++x->idx, c, t + 5, x->cmd.base, x->cmd.len, &x->res), 0);
+    assert_int_equal(meta_fsm_result(&x->res, &p, &n), CAIRN_EPROTO);
+    cairn_buf_reset(&x->cmd);
+
+    /* ids survive a restart */
+    meta_fsm_destroy(x->f);
+    fx_open(x);
+    assert_int_equal(put_once(x, b, t + 6, "k", 2, &had, &old), 0);
+    assert_int_equal(had, 1);
+    assert_int_equal(old, 7);
+    assert_int_equal(gc_count(x), 1);
+
+    /* ... and are forgotten after META_FSM_DEDUP_MS: then b applies again
+     * (the same version, so nothing new for the garbage list) */
+    int64_t later = t + META_FSM_DEDUP_MS + 10;
+    uint8_t d[16] = {4};
+    assert_int_equal(put_once(x, d, later, "other", 5, &had, &old), 0);
+    assert_int_equal(put_once(x, b, later + 1, "k", 3, &had, &old), 0);
+    assert_int_equal(had, 1);
+    assert_int_equal(old, 14);
+    assert_int_equal(obj_get(x, "b", K("k"), &size), 0);
+    assert_int_equal(size, 21);
+}
+
+/* Pruning is bounded per command but keeps up: thousands of expired ids go
+ * away as new commands arrive, and live ones stay. */
+static void test_command_ids_prune(void **state)
+{
+    fx_t *x = *state;
+    int64_t t = 1700000000000, old;
+    int had;
+    assert_int_equal(bucket_create(x, "b", "o"), 0);
+    for (uint32_t i = 0; i < 3000; i++) {
+        uint8_t id[16] = {0};
+        memcpy(id, &i, sizeof i);
+        id[15] = 0xee;
+        assert_int_equal(put_once(x, id, t + i, "k", 1 + (i & 1), &had, &old), 0);
+    }
+    /* well past the window: every insertion prunes up to 64 */
+    for (uint32_t i = 0; i < 60; i++) {
+        uint8_t id[16] = {0};
+        memcpy(id, &i, sizeof i);
+        id[15] = 0xdd;
+        assert_int_equal(put_once(x, id, t + META_FSM_DEDUP_MS + 5000 + i, "k", 7, &had, &old), 0);
+    }
+    /* an old id is new again; a recent one is still known */
+    uint8_t first[16] = {0};
+    first[15] = 0xee;
+    assert_int_equal(put_once(x, first, t + META_FSM_DEDUP_MS + 6000, "k", 8, &had, &old), 0);
+    assert_int_equal(old, 49); /* applied: the old record was seed 7's */
+    uint8_t recent[16] = {0};
+    uint32_t i = 59;
+    memcpy(recent, &i, sizeof i);
+    recent[15] = 0xdd;
+    assert_int_equal(put_once(x, recent, t + META_FSM_DEDUP_MS + 6001, "k", 9, &had, &old), 0);
+    assert_int_equal(had, 0); /* the stored answer of its first apply (seed 7 over seed 7) */
+    uint64_t size;
+    assert_int_equal(obj_get(x, "b", K("k"), &size), 0);
+    assert_int_equal(size, 56); /* still seed 8's */
+}
+
+/* ---- replicas and snapshots ---- */
+
+static void test_replicas(void **state)
+{
+    fx_t *x = *state;
+    char a[128], ra[128];
+    assert_int_equal(meta_fsm_replica_get(x->f, 4, a, ra), CAIRN_ENOTFOUND);
+    meta_cmd_replica_put(&x->cmd, 4, "10.0.0.4:7000", "10.0.0.4:7100");
+    assert_int_equal(run(x), 0);
+    assert_int_equal(meta_fsm_replica_get(x->f, 4, a, ra), 0);
+    assert_string_equal(a, "10.0.0.4:7000");
+    assert_string_equal(ra, "10.0.0.4:7100");
+    meta_cmd_replica_put(&x->cmd, 4, "10.0.0.5:7000", "10.0.0.5:7100");
+    assert_int_equal(run(x), 0);
+    assert_int_equal(meta_fsm_replica_get(x->f, 4, a, ra), 0);
+    assert_string_equal(a, "10.0.0.5:7000");
+    meta_cmd_replica_put(&x->cmd, 0, "a:1", "b:2");
+    assert_int_equal(run(x), CAIRN_EINVAL);
+    meta_cmd_replica_put(&x->cmd, 5, "", "b:2");
+    assert_int_equal(run(x), CAIRN_EINVAL);
+}
+
+/* Copy the database, change it, then put the copy back: the state and the
+ * applied index are the copy's again. */
+static void test_copy_replace(void **state)
+{
+    fx_t *x = *state;
+    uint64_t size;
+    assert_int_equal(bucket_create(x, "b", "o"), 0);
+    for (uint64_t i = 0; i < 500; i++) {
+        char k[32];
+        snprintf(k, sizeof k, "key-%04llu", (unsigned long long)i);
+        assert_int_equal(obj_put(x, "b", K(k), i + 1, NULL), 0);
+    }
+    uint64_t at = meta_fsm_applied(x->f);
+    char path[128];
+    snprintf(path, sizeof path, "%s/copy.mdb", x->dir);
+    FILE *fp = fopen(path, "w+");
+    assert_non_null(fp);
+    assert_int_equal(meta_fsm_copy(x->f, fileno(fp)), 0);
+    fclose(fp);
+    uint64_t img = 0;
+    assert_int_equal(meta_fsm_image_applied(path, &img), 0);
+    assert_int_equal(img, at);
+
+    assert_int_equal(obj_delete(x, "b", K("key-0007")), 0);
+    assert_int_equal(obj_put(x, "b", K("new"), 9, NULL), 0);
+    assert_int_equal(meta_fsm_applied(x->f), at + 2);
+
+    assert_int_equal(meta_fsm_replace(x->f, path), 0);
+    assert_int_equal(access(path, F_OK), -1); /* moved into place */
+    assert_int_equal(meta_fsm_applied(x->f), at);
+    assert_int_equal(obj_get(x, "b", K("key-0007"), &size), 0);
+    assert_int_equal(size, 8 * 7);
+    assert_int_equal(obj_get(x, "b", K("new"), &size), CAIRN_ENOTFOUND);
+    x->idx = at;
+    assert_int_equal(obj_put(x, "b", K("after"), 3, NULL), 0); /* still writable */
+
+    /* not a database */
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("definitely not an LMDB file, but long enough to hold a header or two.............", fp);
+    fclose(fp);
+    assert_int_equal(meta_fsm_image_applied(path, &img), CAIRN_ECORRUPT);
+    unlink(path);
+}
+
 static void test_command_errors(void **state)
 {
     fx_t *x = *state;
@@ -1072,6 +1267,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_objects_gc, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_and_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_command_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_command_ids, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_command_ids_prune, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replicas, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_copy_replace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sync_mode, setup_sync, teardown),
         cmocka_unit_test_setup_teardown(test_list_example, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_keys, setup, teardown),

@@ -523,7 +523,7 @@ static void test_aborted_put(void **state)
     assert_int_equal(cairn_conn_stream_begin(&w, CAIRN_OP_FRAG_PUT, 0, f.len), 0);
     struct iovec v = {f.base, f.len / 2};
     assert_int_equal(cairn_conn_stream_write(&w, &v, 1), 0);
-    for (int i = 0; i < 200 && tmp_entries(e) == 0; i++)
+    for (int i = 0; i < 1000 && tmp_entries(e) == 0; i++)
         usleep(5 * 1000);
     assert_int_equal(tmp_entries(e), 1);                  /* in progress, out of sight */
     assert_int_equal(stat_frag(e, oid, 3), CAIRN_ENOTFOUND);
