@@ -1,10 +1,12 @@
 # cairn — one non-recursive Makefile.
 #   make                  build everything into build/
 #   make test             install missing packages, build, run every test
+#   make test-ansible     deploy with ansible/ onto namespace test hosts and check it (root)
 #   make run [DIR=path]   install, build, start a local cluster in the foreground
 #   make SANITIZER=address|undefined   instrumented build (into build-<sanitizer>/)
 #   make deps             install missing Debian packages
 #   make bench            run the benchmarks
+#   make faults           fault-injection suite, long form (FAULTS_SECONDS per scenario)
 
 SANITIZER ?=
 ifeq ($(SANITIZER),)
@@ -52,13 +54,21 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 
 all: $(BINS) $(UNIT_BINS)
 
+# Quiet by default; `make V=1` prints the full command lines.
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
 $(LIBCAIRN): $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
+	$(Q)rm -f $@ && ar rcs $@ $^
 
 # Unit tests of a service see that service's private headers.
 $(B)/obj/tests/unit/gateway/%.o: CPPFLAGS += -Igateway
@@ -68,32 +78,41 @@ $(B)/obj/tests/unit/metadata/%.o: CPPFLAGS += -Imetadata
 svc_objs = $(patsubst %.c,$(B)/obj/%.o,$(filter-out %/main.c,$(1)))
 
 $(B)/cairn-gateway: $(GATEWAY_SRC:%.c=$(B)/obj/%.o) $(LIBCAIRN)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 $(B)/cairn-node: $(NODE_SRC:%.c=$(B)/obj/%.o) $(LIBCAIRN)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 $(B)/cairn-meta: $(META_SRC:%.c=$(B)/obj/%.o) $(LIBCAIRN)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 $(B)/cairn-bench: $(BENCH_SRC:%.c=$(B)/obj/%.o) $(LIBCAIRN)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 $(B)/cairn-admin: $(ADMIN_SRC:%.c=$(B)/obj/%.o) $(LIBCAIRN)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(B)/tests/common/%: $(B)/obj/tests/unit/common/%.o $(LIBCAIRN)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka
 $(B)/tests/gateway/%: $(B)/obj/tests/unit/gateway/%.o $(call svc_objs,$(GATEWAY_SRC)) $(LIBCAIRN)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka
 $(B)/tests/storage-node/%: $(B)/obj/tests/unit/storage-node/%.o $(call svc_objs,$(NODE_SRC)) $(LIBCAIRN)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka
 $(B)/tests/metadata/%: $(B)/obj/tests/unit/metadata/%.o $(call svc_objs,$(META_SRC)) $(LIBCAIRN)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka
 
 DEB_PKGS := build-essential pkg-config libh2o-evloop-dev libssl-dev libisal-dev libxxhash-dev \
             liblmdb-dev libinih-dev libcmocka-dev libraft-dev libuv1-dev libexpat1-dev curl awscli python3 \
-            python3-boto3
+            python3-boto3 ansible ansible-lint openssh-server
 deps:
 	@tools/deps.sh $(DEB_PKGS)
 
@@ -101,13 +120,27 @@ DIR ?= run
 run: deps all
 	tools/cairn-cluster run $(DIR)
 
-# Tests build with -Werror, as CI does.
+# Tests build with -Werror, as CI does. After the whole suite, the unit tests
+# and the core integration tests run again against an AddressSanitizer build.
+ASAN_TESTS := ^unit/|test_objects|test_durability|test_auth
 test: WERROR = 1
 test: deps all
-	tests/run-all.sh $(B)
+	$(MAKE) --no-print-directory SANITIZER=address WERROR=1 all
+	tests/run-all.sh $(B) '' build-address '$(ASAN_TESTS)'
+
+# The Ansible deployment onto network-namespace test hosts over SSH (root;
+# make test runs it too, as tests/integration/test_ansible.sh).
+test-ansible: deps all
+	tests/ansible/rig.sh run $(B)
 
 bench: deps all
 	tools/bench.sh $(B)
+
+# Fault injection, long form (the short form runs in make test): every fault
+# type for FAULTS_SECONDS, then random combinations (tests/faults/run.py).
+FAULTS_SECONDS ?= 90
+faults: deps all
+	CAIRN_BIN=$(B) CAIRN_FAULTS_SECONDS=$(FAULTS_SECONDS) python3 tests/faults/run.py
 
 # Fuzz targets (libFuzzer, clang): build, then run each for FUZZ_SECONDS on its corpus.
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
@@ -125,5 +158,6 @@ fuzz: deps $(FUZZ_BINS)
 clean:
 	rm -rf build build-*
 
-.PHONY: all deps run test bench fuzz clean
+.SECONDARY:
+.PHONY: all deps run test test-ansible bench fuzz faults clean
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

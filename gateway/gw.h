@@ -74,6 +74,12 @@ struct gw_s {
     cairn_wire_key_t *key;
     cairn_ec_t *ec;
     cairn_place_node_t *place_nodes; /* cfg.nodes as placement input */
+    /* Per cfg.nodes[i]: until when (cairn_now_ms) the node is suspect after a
+     * transport failure or timeout. Reads go to healthy nodes first, writes
+     * skip suspect nodes, so one dead or stalled node costs one timeout per
+     * SUSPECT_MS, not one per request. Written by any worker: atomics. */
+    int64_t *suspect_until;
+    int64_t *probe_at;          /* last health probe of a suspect node */
     h2o_globalconf_t h2o;
     /* worker queue */
     pthread_mutex_t lock;
@@ -97,6 +103,7 @@ struct gw_worker_s {
     cairn_meta_client_t meta;  /* the metadata replicas (follows the leader) */
     cairn_conn_t *nodes;        /* one per cfg.nodes[i] */
     cairn_buf_t scratch;        /* metadata responses */
+    cairn_buf_t probe;          /* answers to health probes */
     cairn_buf_t *leg_bufs;      /* one response buffer per fragment index */
     uint8_t *parity;            /* m * block_size */
     uint8_t *pad;               /* k * block_size: the last, partial stripe */
@@ -105,6 +112,9 @@ struct gw_worker_s {
     /* credential cache */
     struct { char access_key[128]; char secret[128]; char owner[128]; int64_t expires_ms; } creds[8];
     unsigned creds_next;
+    /* bucket owner cache (s3_auth.c) */
+    struct { char bucket[CAIRN_MAX_BUCKET_LEN + 1]; char owner[128]; int64_t expires_ms; } owners[16];
+    unsigned owners_next;
 };
 
 typedef void (*gw_step_fn)(gw_worker_t *w, gw_job_t *job);
@@ -162,6 +172,10 @@ struct gw_job_s {
     struct { size_t off; uint64_t base; } part_cur; /* multipart GET: next part entry, its first byte (s3_multipart.c) */
 };
 
+/* gc.c: remove a superseded version's fragments after [gateway] gc_delay_ms. */
+int gw_gc_start(gw_t *gw);
+void gw_gc_defer(gw_t *gw, uint64_t req_id, const cairn_obj_rec_t *old);
+
 /* worker pool (pool.c) */
 int gw_pool_start(gw_t *gw, int nworkers);
 void gw_pool_submit(gw_t *gw, gw_job_t *job);
@@ -191,6 +205,12 @@ int s3_auth(gw_worker_t *w, gw_job_t *job, const uint8_t *payload_sha256 /* NULL
  * (signing key for aws-chunked bodies); either may be NULL. */
 int s3_auth_full(gw_worker_t *w, gw_job_t *job, const uint8_t *payload_sha256, cairn_sigv4_auth_t *auth_out,
                  cairn_sigv4_result_t *res_out);
+/* The authenticated user (job->owner) must own `bucket`: 0, or sets
+ * NoSuchBucket / AccessDenied / ServiceUnavailable on the job and returns -1.
+ * Owners are cached per worker for BUCKET_OWNER_TTL_MS. */
+int s3_bucket_access(gw_worker_t *w, gw_job_t *job, const char *bucket);
+/* Forget a bucket's cached owner (after this worker deleted it). */
+void s3_bucket_forget(gw_worker_t *w, const char *bucket);
 /* Does the request ask us to hash the body for its signature? (curl without x-amz-content-sha256, or a hex hash) */
 int s3_auth_wants_body_hash(gw_job_t *job);
 
@@ -213,6 +233,8 @@ typedef struct {
 } gw_put_result_t;
 int gw_worker_init(gw_worker_t *w, gw_t *gw);
 void gw_worker_dispose(gw_worker_t *w);
+/* A small object kept inside its record: copy the body into *copy and hash it (no fragments). */
+int gw_store_inline(gw_worker_t *w, gw_job_t *job, int want_sha256, gw_put_result_t *out, cairn_buf_t *copy);
 /* Write an object's fragments; k+1 durable acks needed (k when m == 0). */
 int gw_store_put(gw_worker_t *w, gw_job_t *job, int want_sha256, gw_put_result_t *out);
 /* Read stripes [first, first+n) of rec into out (their data bytes, contiguous). */

@@ -93,6 +93,8 @@ int main(int argc, char **argv)
         return 1;
     }
     gw.place_nodes = cairn_calloc(gw.cfg.nnodes, sizeof *gw.place_nodes);
+    gw.suspect_until = cairn_calloc(gw.cfg.nnodes, sizeof *gw.suspect_until);
+    gw.probe_at = cairn_calloc(gw.cfg.nnodes, sizeof *gw.probe_at);
     for (size_t i = 0; i < gw.cfg.nnodes; i++)
         gw.place_nodes[i] = (cairn_place_node_t){gw.cfg.nodes[i].id, gw.cfg.nodes[i].zone, gw.cfg.nodes[i].weight};
 
@@ -110,7 +112,7 @@ int main(int argc, char **argv)
     /* The handler finds its thread from req->conn->ctx (embedded in gw_thread_t). */
     h2o_create_handler(path, sizeof(h2o_handler_t))->on_req = gw_http_on_req;
 
-    if (gw_pool_start(&gw, gw.cfg.gw_workers) != 0) {
+    if (gw_pool_start(&gw, gw.cfg.gw_workers) != 0 || gw_gc_start(&gw) != 0) {
         fprintf(stderr, "cairn-gateway: cannot start workers\n");
         return 1;
     }

@@ -12,6 +12,7 @@
 #include "gw.h"
 
 #define CREDS_TTL_MS 10000
+#define BUCKET_OWNER_TTL_MS 1000 /* how stale a bucket's owner may be (deleted and recreated by someone else) */
 
 static void request_of(gw_job_t *job, cairn_sigv4_request_t *rq, const char *body_hex)
 {
@@ -126,7 +127,45 @@ int s3_auth_full(gw_worker_t *w, gw_job_t *job, const uint8_t *payload_sha256, c
     snprintf(job->owner, sizeof job->owner, "%s", owner);
     if (auth_out)
         *auth_out = auth;
+    /* Buckets are private to their owner: every call naming a bucket, but
+     * CreateBucket (which the metadata tier checks itself), needs it owned. */
+    if (job->bucket[0] && job->op != S3_OP_CREATE_BUCKET && s3_bucket_access(w, job, job->bucket) != 0)
+        return -1;
     return 0;
+}
+
+int s3_bucket_access(gw_worker_t *w, gw_job_t *job, const char *bucket)
+{
+    int64_t now = cairn_now_ms();
+    const char *owner = NULL;
+    for (unsigned i = 0; i < 16 && !owner; i++)
+        if (w->owners[i].expires_ms > now && strcmp(w->owners[i].bucket, bucket) == 0)
+            owner = w->owners[i].owner;
+    if (owner == NULL) {
+        cairn_bucket_rec_t br;
+        int rc = cairn_meta_bucket_head(&w->meta, job->req_id, bucket, &w->scratch, &br);
+        if (rc != 0) {
+            s3_error_from(job, rc == CAIRN_EINVAL ? CAIRN_EBUCKET : rc);
+            return -1;
+        }
+        unsigned slot = w->owners_next++ % 16;
+        snprintf(w->owners[slot].bucket, sizeof w->owners[slot].bucket, "%s", bucket);
+        snprintf(w->owners[slot].owner, sizeof w->owners[slot].owner, "%.*s", (int)br.owner_len, br.owner);
+        w->owners[slot].expires_ms = now + BUCKET_OWNER_TTL_MS;
+        owner = w->owners[slot].owner;
+    }
+    if (strcmp(owner, job->owner) != 0) {
+        s3_error(job, "AccessDenied", NULL);
+        return -1;
+    }
+    return 0;
+}
+
+void s3_bucket_forget(gw_worker_t *w, const char *bucket)
+{
+    for (unsigned i = 0; i < 16; i++)
+        if (strcmp(w->owners[i].bucket, bucket) == 0)
+            w->owners[i].expires_ms = 0;
 }
 
 int s3_auth_wants_body_hash(gw_job_t *job)

@@ -274,6 +274,7 @@ void s3_bucket_step(gw_worker_t *w, gw_job_t *job)
             s3_error_from(job, rc);
             return;
         }
+        s3_bucket_forget(w, job->bucket);
         job->status = 204;
         return;
     case S3_OP_HEAD_BUCKET:

@@ -25,6 +25,7 @@
 #include "cairn/awschunked.h"
 #include "cairn/err.h"
 #include "cairn/log.h"
+#include "cairn/meta_mpu.h"
 #include "s3_ext.h"
 
 /* Headers stored with an object and returned by GET/HEAD. */
@@ -227,12 +228,45 @@ int s3_body_prepare(gw_worker_t *w, gw_job_t *job, s3_body_t *b)
         b->have_md5 = 1;
     }
     b->check_sha = s3_auth_wants_body_hash(job);
+    if (s3_write_cond(job, &b->cond, b->cond_etag, &b->cond_etag_len) != 0)
+        return -1;
     if (checksum(job, &st, b) != 0)
         return -1;
     if (s3_body_stored_headers(job, b) != 0)
         return -1;
     if (b->ck_alg != CAIRN_CK_NONE)
         sys_add(b, cairn_ck_header(b->ck_alg), b->ck_value, strlen(b->ck_value));
+    return 0;
+}
+
+int s3_write_cond(gw_job_t *job, int *cond, char etag[80], size_t *etag_len)
+{
+    const cairn_sigv4_header_t *inm = s3_header(job, "if-none-match"), *im = s3_header(job, "if-match");
+    *cond = CAIRN_MPU_COND_NONE;
+    *etag_len = 0;
+    etag[0] = '\0';
+    if (inm) {
+        if (!(inm->value_len == 1 && inm->value[0] == '*')) {
+            s3_error(job, "NotImplemented", "If-None-Match on a write only takes *.");
+            return -1;
+        }
+        *cond = CAIRN_MPU_COND_IF_NONE_MATCH;
+    } else if (im) {
+        const char *v = im->value;
+        size_t n = im->value_len;
+        if (n >= 2 && v[0] == '"' && v[n - 1] == '"') {
+            v++;
+            n -= 2;
+        }
+        if (n == 0 || n >= 80) {
+            s3_error(job, "InvalidArgument", "Invalid If-Match value.");
+            return -1;
+        }
+        memcpy(etag, v, n);
+        etag[n] = '\0';
+        *etag_len = n;
+        *cond = CAIRN_MPU_COND_IF_MATCH;
+    }
     return 0;
 }
 

@@ -6,8 +6,10 @@
 #include <string.h>
 
 #include "cairn/err.h"
+#include "cairn/meta_mpu.h"
 #include "cairn/xml.h"
 #include "gw.h"
+#include "s3_ext.h"
 
 static const struct {
     const char *code;
@@ -106,6 +108,8 @@ void s3_error_from(gw_job_t *job, int err)
     case CAIRN_EINVAL: s3_error(job, "InvalidArgument", NULL); break;
     case CAIRN_EUNAVAIL:
     case CAIRN_ETIMEOUT: s3_error(job, "ServiceUnavailable", "Not enough storage nodes are reachable; try again."); break;
+    case CAIRN_MPU_ENOUPLOAD: case CAIRN_MPU_EPART: case CAIRN_MPU_EORDER: case CAIRN_MPU_ESMALL:
+    case CAIRN_MPU_EPRECOND: case CAIRN_MPU_ENOKEY: s3_mpu_error(job, err); break; /* s3_multipart.c */
     default: s3_error(job, "InternalError", NULL); break;
     }
 }

@@ -165,10 +165,7 @@ void s3_xml_owner(cairn_buf_t *b, const char *tag, const char *id, size_t len)
 
 void s3_drop_version(gw_worker_t *w, gw_job_t *job, const cairn_obj_rec_t *old)
 {
-    uint8_t oid[16];
-    memcpy(oid, old->oid, 16);
-    if (gw_store_delete(w, job->req_id, old) == 0)
-        cairn_meta_gc_done(&w->meta, job->req_id, oid);
+    gw_gc_defer(w->gw, job->req_id, old); /* later: a GET may still be reading it */
 }
 
 void s3_sys_headers(gw_job_t *job, const cairn_obj_rec_t *rec)
@@ -184,7 +181,8 @@ void s3_sys_headers(gw_job_t *job, const cairn_obj_rec_t *rec)
             continue;
         memcpy(name, n, nl);
         name[nl] = '\0';
-        if (cairn_ck_from_header(n, nl) != CAIRN_CK_NONE && !ck)
+        int is_ck = cairn_ck_from_header(n, nl) != CAIRN_CK_NONE || strcmp(name, "x-amz-checksum-type") == 0;
+        if ((is_ck && !ck) || strcmp(name, "x-amz-checksum-algorithm") == 0)
             continue;
         gw_job_header(job, name, "%.*s", (int)vl, v);
     }
@@ -324,6 +322,10 @@ int s3_copy_source(gw_worker_t *w, gw_job_t *job, cairn_buf_t *buf, cairn_obj_re
     char sb[CAIRN_MAX_BUCKET_LEN + 1];
     memcpy(sb, dec, bl);
     sb[bl] = '\0';
+    if (s3_bucket_access(w, job, sb) != 0) { /* the source must be readable by the caller too */
+        free(dec);
+        return -1;
+    }
     rc = cairn_meta_obj_get(&w->meta, job->req_id, sb, slash + 1, kl, buf, src);
     *same = strcmp(sb, job->bucket) == 0 && kl == job->key_len && memcmp(slash + 1, job->key, kl) == 0;
     free(dec);

@@ -68,7 +68,15 @@ typedef struct {
     char ck_value[CAIRN_CK_B64_MAX];
     uint8_t sys[S3_MAX_SYS_META];  /* system headers to store (meta.h pair encoding) */
     size_t sys_len;
+    int cond;                      /* conditional write: CAIRN_MPU_COND_* (s3_write_cond) */
+    char cond_etag[80];
+    size_t cond_etag_len;
 } s3_body_t;
+
+/* The write condition of a PUT or Complete: If-None-Match: * or If-Match:
+ * "etag" (CAIRN_MPU_COND_*, etag unquoted into etag[80]). 0, or an S3 error
+ * is set and -1 returned. */
+int s3_write_cond(gw_job_t *job, int *cond, char etag[80], size_t *etag_len);
 
 /* Authenticate a request that carries an object body (PutObject,
  * UploadPart) and make job->body the object's bytes: an aws-chunked body is

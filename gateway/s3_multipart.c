@@ -119,6 +119,10 @@ int gw_store_delete_parts(gw_worker_t *w, uint64_t req_id, const cairn_obj_rec_t
 static int read_single(gw_worker_t *w, uint64_t req_id, const cairn_obj_rec_t *r, uint64_t off, uint64_t len,
                        uint8_t *out, uint8_t **tmp, size_t *tmp_cap)
 {
+    if (r->is_inline) {
+        memcpy(out, r->inline_data + off, (size_t)len);
+        return 0;
+    }
     uint64_t sb = (uint64_t)r->k * r->block_size;
     uint64_t per = READ_CHUNK_BYTES / sb ? READ_CHUNK_BYTES / sb : 1;
     while (len > 0) {
@@ -252,10 +256,14 @@ static void mpu_create(gw_worker_t *w, gw_job_t *job)
         return;
     }
     s3_body_t *sb = cairn_calloc(1, sizeof *sb);
-    cairn_buf_t um;
+    cairn_buf_t um, sys;
     cairn_buf_init(&um);
+    cairn_buf_init(&sys);
     if (s3_body_stored_headers(job, sb) != 0 || s3_user_meta(job, &um) != 0)
         goto out;
+    cairn_buf_append(&sys, sb->sys, sb->sys_len);
+    /* The checksum the parts will carry: Complete derives the object's
+     * COMPOSITE checksum from theirs (metadata/fsm_mpu.c). */
     cairn_ck_alg_t alg = CAIRN_CK_NONE;
     if ((h = s3_header(job, "x-amz-checksum-algorithm"))) {
         alg = cairn_ck_from_name(h->value, h->value_len);
@@ -263,6 +271,16 @@ static void mpu_create(gw_worker_t *w, gw_job_t *job)
             s3_error(job, "InvalidRequest", "Checksum algorithm provided is unsupported.");
             goto out;
         }
+        const char *name = cairn_ck_name(alg);
+        cairn_obj_meta_add(&sys, "x-amz-checksum-algorithm", 24, name, strlen(name));
+    }
+    if ((h = s3_header(job, "x-amz-checksum-type"))) {
+        if (!(h->value_len == 9 && memcmp(h->value, "COMPOSITE", 9) == 0) &&
+            !(h->value_len == 11 && memcmp(h->value, "FULL_OBJECT", 11) == 0)) {
+            s3_error(job, "InvalidRequest", "The x-amz-checksum-type header is invalid.");
+            goto out;
+        }
+        cairn_obj_meta_add(&sys, "x-amz-checksum-type", 19, h->value, h->value_len);
     }
     h = s3_header(job, "content-type");
     uint8_t id[16];
@@ -271,8 +289,8 @@ static void mpu_create(gw_worker_t *w, gw_job_t *job)
                          .owner_len = strlen(job->owner), .initiated_ms = wall_ms(),
                          .content_type = h ? h->value : "binary/octet-stream",
                          .content_type_len = h ? h->value_len : strlen("binary/octet-stream"),
-                         .user_meta = um.base, .user_meta_len = um.len, .sys_meta = sb->sys,
-                         .sys_meta_len = sb->sys_len};
+                         .user_meta = um.base, .user_meta_len = um.len, .sys_meta = sys.base,
+                         .sys_meta_len = sys.len};
     int rc = cairn_meta_mpu_create(&w->meta, job->req_id, job->bucket, id, &u);
     if (rc != 0) {
         s3_mpu_error(job, rc);
@@ -292,6 +310,7 @@ static void mpu_create(gw_worker_t *w, gw_job_t *job)
     job->status = 200;
 out:
     cairn_buf_dispose(&um);
+    cairn_buf_dispose(&sys);
     free(sb);
 }
 
@@ -512,36 +531,6 @@ static int on_part(void *arg, const char *name, const char *text, size_t tlen, c
     return 0;
 }
 
-/* Conditional write headers of Complete: If-None-Match: * or If-Match: "etag". */
-static int write_cond(gw_job_t *job, cairn_mpu_complete_req_t *q, char etag[80])
-{
-    const cairn_sigv4_header_t *inm = s3_header(job, "if-none-match"), *im = s3_header(job, "if-match");
-    if (inm) {
-        if (!(inm->value_len == 1 && inm->value[0] == '*')) {
-            s3_error(job, "NotImplemented", "If-None-Match on a write only takes *.");
-            return -1;
-        }
-        q->cond = CAIRN_MPU_COND_IF_NONE_MATCH;
-    } else if (im) {
-        const char *v = im->value;
-        size_t n = im->value_len;
-        if (n >= 2 && v[0] == '"' && v[n - 1] == '"') {
-            v++;
-            n -= 2;
-        }
-        if (n == 0 || n >= 80) {
-            s3_error(job, "InvalidArgument", "Invalid If-Match value.");
-            return -1;
-        }
-        memcpy(etag, v, n);
-        etag[n] = '\0';
-        q->cond = CAIRN_MPU_COND_IF_MATCH;
-        q->cond_etag = etag;
-        q->cond_etag_len = n;
-    }
-    return 0;
-}
-
 static void mpu_complete(gw_worker_t *w, gw_job_t *job)
 {
     uint8_t sha[32];
@@ -584,8 +573,9 @@ static void mpu_complete(gw_worker_t *w, gw_job_t *job)
 
     char cond_etag[80];
     cairn_mpu_complete_req_t q = {.key = job->key, .key_len = job->key_len, .mtime_ms = wall_ms(),
-                                  .min_part_size = CAIRN_MPU_MIN_PART_SIZE, .sel = pi.sel, .nsel = pi.n};
-    if (write_cond(job, &q, cond_etag) != 0)
+                                  .min_part_size = CAIRN_MPU_MIN_PART_SIZE, .sel = pi.sel, .nsel = pi.n,
+                                  .cond_etag = cond_etag};
+    if (s3_write_cond(job, &q.cond, cond_etag, &q.cond_etag_len) != 0)
         goto out;
     RAND_bytes(q.oid, sizeof q.oid);
     rc = cairn_meta_mpu_complete(&w->meta, job->req_id, job->bucket, id, &q, &res);
@@ -606,6 +596,16 @@ static void mpu_complete(gw_worker_t *w, gw_job_t *job)
     cairn_xml_elem(b, "Bucket", job->bucket, strlen(job->bucket));
     cairn_xml_elem(b, "Key", job->key, job->key_len);
     cairn_xml_elemf(b, "ETag", "\"%s\"", res.rec.etag);
+    size_t off = 0, nl, vl;
+    const char *n, *v;
+    while (cairn_obj_meta_next(res.rec.sys_meta, res.rec.sys_meta_len, &off, &n, &nl, &v, &vl)) {
+        cairn_ck_alg_t a = cairn_ck_from_header(n, nl);
+        if (a != CAIRN_CK_NONE) {
+            char tag[32];
+            snprintf(tag, sizeof tag, "Checksum%s", cairn_ck_name(a));
+            cairn_xml_elem(b, tag, v, vl);
+        }
+    }
     cairn_xml_close(b, "CompleteMultipartUploadResult");
     job->status = 200;
     if (res.nunused)

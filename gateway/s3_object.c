@@ -18,6 +18,7 @@
 
 #include "cairn/err.h"
 #include "cairn/log.h"
+#include "cairn/meta_mpu.h"
 #include "gw.h"
 #include "s3_ext.h"
 
@@ -40,15 +41,6 @@ static void http_date(int64_t ms, char out[64])
     struct tm tm;
     gmtime_r(&t, &tm);
     strftime(out, 64, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-}
-
-/* Remove a version's fragments, then tell the metadata tier they are gone. */
-static void drop_version(gw_worker_t *w, gw_job_t *job, const cairn_obj_rec_t *old)
-{
-    uint8_t oid[16];
-    memcpy(oid, old->oid, 16);
-    if (gw_store_delete(w, job->req_id, old) == 0)
-        cairn_meta_gc_done(&w->meta, job->req_id, oid);
 }
 
 static void put_object(gw_worker_t *w, gw_job_t *job)
@@ -82,16 +74,28 @@ static void put_object(gw_worker_t *w, gw_job_t *job)
     }
 
     gw_put_result_t res;
-    rc = gw_store_put(w, job, check_sha, &res);
+    cairn_buf_t inl;
+    cairn_buf_init(&inl);
+    int is_inline = job->body.len <= w->gw->cfg.inline_max;
+    rc = is_inline ? gw_store_inline(w, job, check_sha, &res, &inl) : gw_store_put(w, job, check_sha, &res);
     if (rc != 0) {
+        cairn_buf_dispose(&inl);
         if (!gw_job_cancelled(job))
             s3_error_from(job, rc);
         return;
     }
-    cairn_obj_rec_t rec = {.size = job->body.len, .k = (uint8_t)w->gw->cfg.k, .m = (uint8_t)w->gw->cfg.m,
-                           .block_size = w->gw->cfg.block_size};
+    cairn_obj_rec_t rec = {.size = job->body.len};
+    if (is_inline) {
+        rec.is_inline = 1;
+        rec.inline_data = inl.base ? inl.base : (const uint8_t *)"";
+        rec.inline_len = inl.len;
+    } else {
+        rec.k = (uint8_t)w->gw->cfg.k;
+        rec.m = (uint8_t)w->gw->cfg.m;
+        rec.block_size = w->gw->cfg.block_size;
+        memcpy(rec.nodes, res.nodes, sizeof rec.nodes);
+    }
     memcpy(rec.oid, res.oid, 16);
-    memcpy(rec.nodes, res.nodes, sizeof rec.nodes);
     const char *fail = NULL;
     if (have_md5 && memcmp(want_md5, res.md5, 16) != 0)
         fail = "BadDigest";
@@ -104,6 +108,7 @@ static void put_object(gw_worker_t *w, gw_job_t *job)
     }
     if (fail) {
         gw_store_delete(w, job->req_id, &rec);
+        cairn_buf_dispose(&inl);
         s3_error(job, fail, NULL);
         return;
     }
@@ -127,6 +132,7 @@ static void put_object(gw_worker_t *w, gw_job_t *job)
     }
     if (meta_bytes > MAX_USER_META) {
         cairn_buf_dispose(&um);
+        cairn_buf_dispose(&inl);
         gw_store_delete(w, job->req_id, &rec);
         s3_error(job, "MetadataTooLarge", NULL);
         return;
@@ -138,9 +144,11 @@ static void put_object(gw_worker_t *w, gw_job_t *job)
 
     int had_old = 0;
     cairn_obj_rec_t old;
-    rc = cairn_meta_obj_put(&w->meta, job->req_id, job->bucket, job->key, job->key_len, &rec, &w->scratch, &had_old,
-                            &old);
+    /* meta_mpu.h: the plain put, or If-None-Match / If-Match checked with the commit */
+    rc = cairn_meta_obj_put_if(&w->meta, job->req_id, job->bucket, job->key, job->key_len, &rec, bd.cond,
+                               bd.cond_etag, bd.cond_etag_len, &w->scratch, &had_old, &old);
     cairn_buf_dispose(&um);
+    cairn_buf_dispose(&inl);
     if (rc != 0) {
         cairn_log(CAIRN_LOG_WARN, job->req_id, "put: commit failed: %s", cairn_strerror(rc));
         if (rc != CAIRN_ETIMEOUT && rc > -CAIRN_EBASE - 1000) /* surely not committed: drop the new fragments */
@@ -153,7 +161,7 @@ static void put_object(gw_worker_t *w, gw_job_t *job)
     if (bd.ck_alg != CAIRN_CK_NONE)
         gw_job_header(job, cairn_ck_header(bd.ck_alg), "%s", bd.ck_value);
     if (had_old)
-        drop_version(w, job, &old);
+        s3_drop_version(w, job, &old);
 }
 
 /* Parse a single "bytes=" range against size. 1: range set; 0: no usable
@@ -228,6 +236,11 @@ static int read_chunk(gw_worker_t *w, gw_job_t *job)
     const cairn_obj_rec_t *r = &job->rec;
     cairn_obj_rec_t part;
     uint64_t pbase = 0, pend = job->end;
+    if (r->is_inline) { /* the bytes came with the record (job->rec_buf): no copy */
+        job->out[job->rd] = h2o_iovec_init(r->inline_data + job->pos, (size_t)(job->end - job->pos));
+        job->pos = job->end;
+        return 0;
+    }
     if (r->nparts) { /* multipart: the part holding job->pos (s3_multipart.c); a chunk stays in one part */
         int rc = gw_part_locate(job, &part, &pbase);
         if (rc != 0)
@@ -320,7 +333,7 @@ static void delete_object(gw_worker_t *w, gw_job_t *job)
     }
     job->status = 204;
     if (rc == 0 && had_old)
-        drop_version(w, job, &old);
+        s3_drop_version(w, job, &old);
 }
 
 void s3_object_step(gw_worker_t *w, gw_job_t *job)

@@ -37,6 +37,7 @@ int gw_worker_init(gw_worker_t *w, gw_t *gw)
     for (size_t i = 0; i < cfg->nnodes; i++)
         cairn_conn_init(&w->nodes[i], cfg->nodes[i].addr, gw->key, cfg->io_timeout_ms);
     cairn_buf_init(&w->scratch);
+    cairn_buf_init(&w->probe);
     w->leg_bufs = cairn_calloc(CAIRN_MAX_FRAGS, sizeof *w->leg_bufs);
     w->parity = cairn_malloc((size_t)(cfg->m ? cfg->m : 1) * cfg->block_size);
     w->pad = cairn_malloc((size_t)cfg->k * cfg->block_size);
@@ -55,19 +56,81 @@ void gw_worker_dispose(gw_worker_t *w)
         cairn_buf_dispose(&w->leg_bufs[i]);
     free(w->leg_bufs);
     cairn_buf_dispose(&w->scratch);
+    cairn_buf_dispose(&w->probe);
     free(w->parity);
     free(w->pad);
     free(w->rebuild);
     free(w->place_scratch);
 }
 
-/* The connection to the node with stable id `id`, or NULL if the map lacks it. */
-static cairn_conn_t *node_conn(gw_worker_t *w, uint32_t id)
+#define SUSPECT_MS 10000       /* how long a failed node is avoided */
+#define PROBE_MS 1000          /* a suspect node is probed at most this often (all workers together) */
+#define PROBE_TIMEOUT_MS 300   /* a probe slower than this leaves the node suspect */
+#define READ_TIMEOUT_MS 2000    /* a fragment read slower than this is read from parity instead */
+
+/* Index in cfg.nodes of the node with stable id `id`, or -1. */
+static int node_index(gw_worker_t *w, uint32_t id)
 {
     for (size_t i = 0; i < w->gw->cfg.nnodes; i++)
         if (w->gw->cfg.nodes[i].id == id)
-            return &w->nodes[i];
-    return NULL;
+            return (int)i;
+    return -1;
+}
+
+static int is_suspect(gw_worker_t *w, int idx)
+{
+    return idx < 0 || __atomic_load_n(&w->gw->suspect_until[idx], __ATOMIC_RELAXED) > cairn_now_ms();
+}
+
+/* Transport trouble (refused, reset, timeout): avoid the node for a while.
+ * Data-level answers (not found, corrupt) say nothing about the node's health. */
+static void note_failure(gw_worker_t *w, int idx, int err)
+{
+    if (idx >= 0 && (err == CAIRN_ETIMEOUT || (err < 0 && err > -CAIRN_EBASE) || err == CAIRN_EPROTO))
+        __atomic_store_n(&w->gw->suspect_until[idx], cairn_now_ms() + SUSPECT_MS, __ATOMIC_RELAXED);
+}
+
+/* Worth sending a write or delete to? Healthy nodes are; a suspect node is
+ * probed with a PING (one probe per PROBE_MS, bounded by PROBE_TIMEOUT_MS)
+ * so a restarted node is used again at once while a dead or stalled one
+ * costs a short probe now and then instead of an I/O timeout per request. */
+static int node_usable(gw_worker_t *w, int idx)
+{
+    if (idx < 0)
+        return 0;
+    if (!is_suspect(w, idx))
+        return 1;
+    int64_t now = cairn_now_ms(), last = __atomic_load_n(&w->gw->probe_at[idx], __ATOMIC_RELAXED);
+    if (now - last < PROBE_MS ||
+        !__atomic_compare_exchange_n(&w->gw->probe_at[idx], &last, now, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        return 0;
+    cairn_conn_t *c = &w->nodes[idx];
+    int saved = c->timeout_ms;
+    int32_t status = 0;
+    c->timeout_ms = PROBE_TIMEOUT_MS;
+    int rc = cairn_conn_call(c, CAIRN_OP_PING, 0, NULL, 0, &w->probe, &status);
+    c->timeout_ms = saved;
+    if (rc == 0 && status == 0) {
+        __atomic_store_n(&w->gw->suspect_until[idx], 0, __ATOMIC_RELAXED);
+        return 1;
+    }
+    note_failure(w, idx, rc ? rc : CAIRN_EUNAVAIL);
+    return 0;
+}
+
+int gw_store_inline(gw_worker_t *w, gw_job_t *job, int want_sha256, gw_put_result_t *out, cairn_buf_t *copy)
+{
+    if (gw_job_body_acquire(job) != 0)
+        return CAIRN_EUNAVAIL;
+    cairn_buf_append(copy, job->body.base, job->body.len);
+    gw_job_body_release(job);
+    memset(out, 0, sizeof *out);
+    RAND_bytes(out->oid, sizeof out->oid); /* names the version (garbage list, conditional writes) */
+    EVP_Digest(copy->base, copy->len, out->md5, NULL, EVP_md5(), NULL);
+    out->have_sha256 = want_sha256;
+    if (want_sha256)
+        EVP_Digest(copy->base, copy->len, out->sha256, NULL, EVP_sha256(), NULL);
+    return 0;
 }
 
 int gw_store_put(gw_worker_t *w, gw_job_t *job, int want_sha256, gw_put_result_t *out)
@@ -95,11 +158,15 @@ int gw_store_put(gw_worker_t *w, gw_job_t *job, int want_sha256, gw_put_result_t
         fh.index = (uint8_t)i;
         cairn_frag_hdr_encode(&fh, hdr);
         struct iovec iov = {hdr, sizeof hdr};
-        ok[i] = cairn_conn_stream_begin(legs[i], CAIRN_OP_FRAG_PUT, job->req_id, fsize) == 0 &&
-                cairn_conn_stream_write(legs[i], &iov, 1) == 0;
-        if (!ok[i])
-            cairn_log(CAIRN_LOG_WARN, job->req_id, "fragment %d: node %u (%s) unreachable", i, out->nodes[i],
-                      legs[i]->addr);
+        int rc1 = node_usable(w, (int)pick[i]) ? 0 : CAIRN_EUNAVAIL;
+        if (rc1 == 0 && (rc1 = cairn_conn_stream_begin(legs[i], CAIRN_OP_FRAG_PUT, job->req_id, fsize)) == 0)
+            rc1 = cairn_conn_stream_write(legs[i], &iov, 1);
+        ok[i] = rc1 == 0;
+        if (!ok[i]) {
+            note_failure(w, (int)pick[i], rc1);
+            cairn_log(CAIRN_LOG_WARN, job->req_id, "fragment %d: node %u (%s) unavailable: %s", i, out->nodes[i],
+                      legs[i]->addr, cairn_strerror(rc1));
+        }
         alive += ok[i];
     }
 
@@ -141,8 +208,11 @@ int gw_store_put(gw_worker_t *w, gw_job_t *job, int want_sha256, gw_put_result_t
             uint8_t sum[8];
             cairn_le64_put(sum, cairn_frag_sum(blk, L));
             struct iovec iov[2] = {{blk, L}, {sum, sizeof sum}};
-            if (cairn_conn_stream_write(legs[i], iov, 2) != 0) {
-                cairn_log(CAIRN_LOG_WARN, job->req_id, "fragment %d: write to node %u failed", i, out->nodes[i]);
+            int wrc = cairn_conn_stream_write(legs[i], iov, 2);
+            if (wrc != 0) {
+                note_failure(w, (int)pick[i], wrc);
+                cairn_log(CAIRN_LOG_WARN, job->req_id, "fragment %d: write to node %u failed: %s", i, out->nodes[i],
+                          cairn_strerror(wrc));
                 ok[i] = 0;
                 alive--;
             }
@@ -157,20 +227,38 @@ int gw_store_put(gw_worker_t *w, gw_job_t *job, int want_sha256, gw_put_result_t
         EVP_MD_CTX_free(sha);
     }
 
-    int acked = 0;
+    /* Finish every stream before awaiting any answer: the nodes fsync in
+     * parallel, and a stalled node delays the others' answers by nothing. */
+    int acked = 0, finished[CAIRN_MAX_FRAGS] = {0};
     for (int i = 0; i < n; i++) {
         if (!ok[i])
             continue;
-        int32_t status = 0;
-        if (rc == 0 && alive >= need && cairn_conn_stream_end(legs[i], &w->scratch, &status) == 0 && status == 0) {
-            acked++;
+        int frc = rc == 0 && alive >= need ? cairn_conn_stream_finish(legs[i]) : CAIRN_EUNAVAIL;
+        if (frc == 0) {
+            finished[i] = 1;
         } else {
-            if (rc == 0 && alive >= need)
-                cairn_log(CAIRN_LOG_WARN, job->req_id, "fragment %d: node %u refused: %s", i, out->nodes[i],
-                          cairn_strerror(status));
+            if (rc == 0 && alive >= need) {
+                note_failure(w, (int)pick[i], frc);
+                cairn_log(CAIRN_LOG_WARN, job->req_id, "fragment %d: node %u: %s", i, out->nodes[i],
+                          cairn_strerror(frc));
+            }
             cairn_conn_close(legs[i]); /* abandons the streamed put: the node drops its temp file */
             ok[i] = 0;
         }
+    }
+    for (int i = 0; i < n; i++) {
+        if (!finished[i])
+            continue;
+        int32_t status = 0;
+        int erc = cairn_conn_recv(legs[i], &w->scratch, &status);
+        if (erc == 0 && status == 0) {
+            acked++;
+            continue;
+        }
+        note_failure(w, (int)pick[i], erc);
+        cairn_log(CAIRN_LOG_WARN, job->req_id, "fragment %d: node %u refused: %s", i, out->nodes[i],
+                  cairn_strerror(erc ? erc : status));
+        ok[i] = 0;
     }
     if (rc == 0 && acked < need) {
         cairn_log(CAIRN_LOG_ERROR, job->req_id, "put: only %d of %d fragments durable, need %d", acked, n, need);
@@ -225,40 +313,56 @@ int gw_store_read(gw_worker_t *w, uint64_t req_id, const cairn_obj_rec_t *rec, u
     const int k = rec->k, m = rec->m, nf = k + m;
     cairn_frag_hdr_t fh = {.k = rec->k, .m = rec->m, .block_size = rec->block_size, .object_size = rec->size};
     memcpy(fh.oid, rec->oid, 16);
-    uint8_t present[CAIRN_MAX_FRAGS] = {0}, asked[CAIRN_MAX_FRAGS] = {0};
+    uint8_t present[CAIRN_MAX_FRAGS] = {0};
     cairn_conn_t *conns[CAIRN_MAX_FRAGS];
+    int idx[CAIRN_MAX_FRAGS], order[CAIRN_MAX_FRAGS], norder = 0;
     uint8_t body[16 + 1 + 8 + 4];
     int have = 0;
 
-    for (int i = 0; i < nf; i++)
-        conns[i] = node_conn(w, rec->nodes[i]);
-    /* Ask the data fragments first; widen to parity for each failure. */
+    /* Ask healthy data fragments first (a healthy GET decodes nothing), then
+     * healthy parity, then suspect nodes as a last resort. */
+    for (int i = 0; i < nf; i++) {
+        idx[i] = node_index(w, rec->nodes[i]);
+        conns[i] = idx[i] < 0 ? NULL : &w->nodes[idx[i]];
+    }
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < nf; i++)
+            if (is_suspect(w, idx[i]) == pass)
+                order[norder++] = i;
     int next = 0;
     while (have < k) {
         int batch[CAIRN_MAX_FRAGS], nb = 0;
-        while (next < nf && have + nb < k) {
-            int i = next++;
-            asked[i] = 1;
+        while (next < norder && have + nb < k) {
+            int i = order[next++];
             memcpy(body, rec->oid, 16);
             body[16] = (uint8_t)i;
             cairn_le64_put(body + 17, first);
             cairn_le32_put(body + 25, n);
             struct iovec iov = {body, sizeof body};
-            if (conns[i] && cairn_conn_send(conns[i], CAIRN_OP_FRAG_GET, req_id, &iov, 1) == 0)
+            int src = conns[i] ? cairn_conn_send(conns[i], CAIRN_OP_FRAG_GET, req_id, &iov, 1) : CAIRN_EUNAVAIL;
+            if (src == 0) {
                 batch[nb++] = i;
-            else
+            } else {
+                note_failure(w, idx[i], src);
                 cairn_log(CAIRN_LOG_WARN, req_id, "fragment %d: node %u unreachable", i, rec->nodes[i]);
+            }
         }
-        if (nb == 0 && next >= nf)
+        if (nb == 0 && next >= norder)
             break;
         for (int j = 0; j < nb; j++) {
             int i = batch[j];
             int32_t status = 0;
+            int saved = conns[i]->timeout_ms;
+            if (conns[i]->timeout_ms > READ_TIMEOUT_MS)
+                conns[i]->timeout_ms = READ_TIMEOUT_MS;
             int rc = cairn_conn_recv(conns[i], &w->leg_bufs[i], &status);
-            if (rc == 0 && status == 0)
-                rc = check_leg(rec, &fh, i, first, n, &w->leg_bufs[i]);
-            else if (rc == 0)
+            conns[i]->timeout_ms = saved;
+            if (rc != 0)
+                note_failure(w, idx[i], rc);
+            else if (status != 0)
                 rc = status;
+            else
+                rc = check_leg(rec, &fh, i, first, n, &w->leg_bufs[i]);
             if (rc == 0) {
                 present[i] = 1;
                 have++;
@@ -272,7 +376,6 @@ int gw_store_read(gw_worker_t *w, uint64_t req_id, const cairn_obj_rec_t *rec, u
         cairn_log(CAIRN_LOG_ERROR, req_id, "read: only %d of %d fragments readable, need %d", have, nf, k);
         return CAIRN_EUNAVAIL;
     }
-    (void)asked;
 
     int degraded = 0;
     for (int i = 0; i < k; i++)
@@ -317,20 +420,26 @@ int gw_store_delete(gw_worker_t *w, uint64_t req_id, const cairn_obj_rec_t *rec)
     uint8_t body[17];
     memcpy(body, rec->oid, 16);
     cairn_conn_t *sent[CAIRN_MAX_FRAGS] = {0};
+    int idx[CAIRN_MAX_FRAGS];
     for (int i = 0; i < nf; i++) {
-        cairn_conn_t *c = node_conn(w, rec->nodes[i]);
+        idx[i] = node_index(w, rec->nodes[i]);
+        cairn_conn_t *c = node_usable(w, idx[i]) ? &w->nodes[idx[i]] : NULL;
         body[16] = (uint8_t)i;
         struct iovec iov = {body, sizeof body};
-        if (c && cairn_conn_send(c, CAIRN_OP_FRAG_DELETE, req_id, &iov, 1) == 0)
+        int rc = c ? cairn_conn_send(c, CAIRN_OP_FRAG_DELETE, req_id, &iov, 1) : CAIRN_EUNAVAIL;
+        if (rc == 0)
             sent[i] = c;
         else
-            failed++;
+            failed++, note_failure(w, idx[i], rc);
     }
     for (int i = 0; i < nf; i++) {
         int32_t status = 0;
         if (!sent[i])
             continue;
-        if (cairn_conn_recv(sent[i], &w->scratch, &status) != 0 || (status != 0 && status != CAIRN_ENOTFOUND))
+        int rc = cairn_conn_recv(sent[i], &w->scratch, &status);
+        if (rc != 0)
+            note_failure(w, idx[i], rc);
+        if (rc != 0 || (status != 0 && status != CAIRN_ENOTFOUND))
             failed++;
     }
     if (failed)

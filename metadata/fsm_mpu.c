@@ -22,6 +22,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cairn/checksum.h"
 #include "cairn/err.h"
 #include "cairn/meta.h"
 #include "cairn/meta_mpu.h"
@@ -341,7 +342,73 @@ static int complete_parts(meta_fsm_t *f, MDB_txn *txn, const uint8_t id[ID_LEN],
     return rc;
 }
 
-/* The precondition of a conditional Complete against the current version. */
+/* A pair of a system-header encoding (meta.h) named name, or NULL. */
+static const char *sys_find(const uint8_t *p, size_t len, const char *name, size_t *vlen)
+{
+    size_t off = 0, nl;
+    const char *n, *v;
+    while (cairn_obj_meta_next(p, len, &off, &n, &nl, &v, vlen))
+        if (nl == strlen(name) && memcmp(n, name, nl) == 0)
+            return v;
+    return NULL;
+}
+
+/* The completed object's system headers: the upload's, and, when the upload
+ * named a checksum algorithm (x-amz-checksum-algorithm, not of type
+ * FULL_OBJECT) and every chosen part carries that checksum, S3's COMPOSITE
+ * checksum: the algorithm over the parts' raw checksums, then "-N". Reads
+ * only; called before any write of the transaction. */
+static int complete_sys_meta(meta_fsm_t *f, MDB_txn *txn, const uint8_t id[ID_LEN], const sel_t *sel, size_t n,
+                             const cairn_mpu_rec_t *u, cairn_buf_t *out)
+{
+    size_t off = 0, nl, vl, al = 0, tl = 0;
+    const char *nm, *v;
+    while (cairn_obj_meta_next(u->sys_meta, u->sys_meta_len, &off, &nm, &nl, &v, &vl))
+        if (!(nl == 24 && memcmp(nm, "x-amz-checksum-algorithm", 24) == 0) &&
+            !(nl == 19 && memcmp(nm, "x-amz-checksum-type", 19) == 0))
+            cairn_obj_meta_add(out, nm, nl, v, vl);
+    const char *an = sys_find(u->sys_meta, u->sys_meta_len, "x-amz-checksum-algorithm", &al);
+    const char *ty = sys_find(u->sys_meta, u->sys_meta_len, "x-amz-checksum-type", &tl);
+    cairn_ck_alg_t alg = an ? cairn_ck_from_name(an, al) : CAIRN_CK_NONE;
+    if (alg == CAIRN_CK_NONE || (ty && !(tl == 9 && memcmp(ty, "COMPOSITE", 9) == 0)))
+        return 0;
+    const char *hn = cairn_ck_header(alg);
+    cairn_ck_t ck;
+    cairn_ck_init(&ck, alg);
+    int rc = 0, ok = 1;
+    for (size_t i = 0; i < n && ok && rc == 0; i++) {
+        uint8_t pk[PKEY_LEN], raw[48];
+        pkey_make(pk, id, sel[i].number);
+        MDB_val k = {PKEY_LEN, pk}, pv;
+        cairn_obj_rec_t pr;
+        rc = mdb_get(txn, meta__dbi(f, META__DB_PARTS), &k, &pv);
+        if (rc == 0 && cairn_obj_rec_decode(pv.mv_data, pv.mv_size, &pr) != 0)
+            rc = CAIRN_ECORRUPT;
+        if (rc)
+            break;
+        const char *pc = sys_find(pr.sys_meta, pr.sys_meta_len, hn, &vl);
+        int dl = pc && vl > 0 && vl % 4 == 0 && vl <= 44 ? EVP_DecodeBlock(raw, (const uint8_t *)pc, (int)vl) : -1;
+        if (dl <= 0) {
+            ok = 0;
+            break;
+        }
+        while (vl > 0 && pc[vl - 1] == '=') { /* EVP_DecodeBlock counts padding as bytes */
+            vl--;
+            dl--;
+        }
+        cairn_ck_update(&ck, raw, (size_t)dl);
+    }
+    char val[CAIRN_CK_B64_MAX + 16];
+    size_t len = cairn_ck_final(&ck, val);
+    if (rc == 0 && ok) {
+        len += (size_t)snprintf(val + len, sizeof val - len, "-%zu", n);
+        cairn_obj_meta_add(out, hn, strlen(hn), val, len);
+        cairn_obj_meta_add(out, "x-amz-checksum-type", 19, "COMPOSITE", 9);
+    }
+    return rc;
+}
+
+/* The precondition of a conditional write (Complete, PUT) against the current version. */
 static int complete_cond(meta_fsm_t *f, MDB_txn *txn, const uint8_t *b, size_t bl, const uint8_t *key, size_t kl,
                          int cond, const uint8_t *ce, size_t cel, int *status)
 {
@@ -395,7 +462,8 @@ static int cmd_complete(meta_fsm_t *f, MDB_txn *txn, cairn_dec_t *d, size_t len,
         cairn_dec_bytes(d, &sel[i].etag, &sel[i].etag_len);
     }
     int rc = 0;
-    cairn_buf_t ubuf, enc, rec, unused;
+    cairn_buf_t ubuf, enc, rec, unused, sys;
+    cairn_buf_init(&sys);
     cairn_buf_init(&ubuf);
     cairn_buf_init(&enc);
     cairn_buf_init(&rec);
@@ -427,13 +495,15 @@ static int cmd_complete(meta_fsm_t *f, MDB_txn *txn, cairn_dec_t *d, size_t len,
         goto out;
     if ((rc = complete_cond(f, txn, b, bl, key, kl, cond, ce, cel, status)) != 0 || *status)
         goto out;
+    if ((rc = complete_sys_meta(f, txn, id, sel, n, &u, &sys)) != 0)
+        goto out;
     memcpy(r.oid, oid, 16);
     r.content_type = u.content_type;
     r.content_type_len = u.content_type_len;
     r.user_meta = u.user_meta;
     r.user_meta_len = u.user_meta_len;
-    r.sys_meta = u.sys_meta;
-    r.sys_meta_len = u.sys_meta_len;
+    r.sys_meta = sys.base;
+    r.sys_meta_len = sys.len;
     r.parts = enc.base;
     r.parts_len = enc.len;
     cairn_obj_rec_encode(&r, &rec);
@@ -466,6 +536,7 @@ out:
     cairn_buf_dispose(&enc);
     cairn_buf_dispose(&rec);
     cairn_buf_dispose(&unused);
+    cairn_buf_dispose(&sys);
     return rc;
 }
 
@@ -520,6 +591,35 @@ static int cmd_gc_done_many(meta_fsm_t *f, MDB_txn *txn, cairn_dec_t *d, size_t 
     return rc;
 }
 
+/* OBJ_PUT under If-None-Match: * / If-Match, decided in the same transaction as the write. */
+static int cmd_obj_put_if(meta_fsm_t *f, MDB_txn *txn, cairn_dec_t *d, size_t len, cairn_buf_t *res, int *status)
+{
+    const uint8_t *b, *key, *rec, *ce;
+    size_t bl, kl, rl, cel;
+    cairn_dec_bytes(d, &b, &bl);
+    cairn_dec_bytes(d, &key, &kl);
+    cairn_dec_bytes(d, &rec, &rl);
+    int cond = cairn_dec_u8(d);
+    cairn_dec_bytes(d, &ce, &cel);
+    if (!cmd_done(d, len)) {
+        *status = CAIRN_EPROTO;
+        return 0;
+    }
+    if (!bucket_ok(b, bl) || kl == 0 || kl > CAIRN_MAX_KEY_LEN) {
+        *status = CAIRN_EINVAL;
+        return 0;
+    }
+    int exists;
+    int rc = meta__bucket_exists(f, txn, b, bl, &exists);
+    if (rc || !exists) {
+        *status = rc ? 0 : CAIRN_EBUCKET;
+        return rc;
+    }
+    if ((rc = complete_cond(f, txn, b, bl, key, kl, cond, ce, cel, status)) != 0 || *status)
+        return rc;
+    return meta__obj_put(f, txn, b, bl, key, kl, rec, rl, res, status);
+}
+
 int meta__mpu_cmd(meta_fsm_t *f, MDB_txn *txn, int type, cairn_dec_t *d, size_t len, cairn_buf_t *res, int *status)
 {
     switch (type) {
@@ -528,6 +628,7 @@ int meta__mpu_cmd(meta_fsm_t *f, MDB_txn *txn, int type, cairn_dec_t *d, size_t 
     case META_CMD_MPU_COMPLETE: return cmd_complete(f, txn, d, len, res, status);
     case META_CMD_MPU_ABORT: return cmd_abort(f, txn, d, len, res, status);
     case META_CMD_GC_DONE_MANY: return cmd_gc_done_many(f, txn, d, len, res, status);
+    case META_CMD_OBJ_PUT_IF: return cmd_obj_put_if(f, txn, d, len, res, status);
     }
     *status = CAIRN_EPROTO;
     return 0;
@@ -728,7 +829,8 @@ int meta_fsm_mpu_list(meta_fsm_t *f, const cairn_mpu_list_req_t *q, cairn_buf_t 
     }
     size_t start = out->len;
     if (rc == 0) {
-        qsort(v, n, sizeof *v, lent_cmp);
+        if (n > 1)
+            qsort(v, n, sizeof *v, lent_cmp);
         cairn_buf_t pb;
         cairn_buf_init(&pb);
         uint32_t ne = 0, np = 0;

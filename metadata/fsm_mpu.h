@@ -36,9 +36,10 @@ enum {
     META_CMD_MPU_COMPLETE = 34, /* CAIRN_OP_META_MPU_COMPLETE body */
     META_CMD_MPU_ABORT = 35,    /* CAIRN_OP_META_MPU_ABORT body */
     META_CMD_GC_DONE_MANY = 36, /* CAIRN_OP_META_GC_DONE_MANY body */
+    META_CMD_OBJ_PUT_IF = 37,   /* CAIRN_OP_META_OBJ_PUT_IF body: a conditional write */
 };
 #define META_CMD_MPU_FIRST META_CMD_MPU_CREATE
-#define META_CMD_MPU_LAST META_CMD_GC_DONE_MANY
+#define META_CMD_MPU_LAST META_CMD_OBJ_PUT_IF
 
 /* Append one padded command: the type byte, then body[0..len). */
 void meta_cmd_mpu(cairn_buf_t *cmd, int type, const uint8_t *body, size_t len);

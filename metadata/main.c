@@ -235,7 +235,12 @@ int main(int argc, char **argv)
                   data, (unsigned long long)meta_fsm_applied(fsm), raft_dir, data);
         goto out;
     }
-    meta_log_opts_t lo = {.id = (uint64_t)id, .raft_addr = raft_addr, .dir = raft_dir, .join = join, .cfg = &cfg};
+    if ((rc = cairn_wire_key_create(cfg.secret, strlen(cfg.secret), &key)) != 0) {
+        cairn_log(CAIRN_LOG_ERROR, 0, "cluster key: %s", cairn_strerror(rc));
+        goto out;
+    }
+    meta_log_opts_t lo = {
+        .id = (uint64_t)id, .raft_addr = raft_addr, .dir = raft_dir, .join = join, .cfg = &cfg, .key = key};
     if ((rc = meta_log_create(fsm, &lo, &log)) != 0)
         goto out; /* logged */
     meta_rpc_t rpc = {.fsm = fsm, .log = log};
@@ -245,10 +250,6 @@ int main(int argc, char **argv)
         goto out;
     }
     ensure_started = 1;
-    if ((rc = cairn_wire_key_create(cfg.secret, strlen(cfg.secret), &key)) != 0) {
-        cairn_log(CAIRN_LOG_ERROR, 0, "cluster key: %s", cairn_strerror(rc));
-        goto out;
-    }
 
     /* Wait to be useful before opening the port (see the top); a joining
      * replica has nothing to wait for until it is added. */

@@ -37,6 +37,7 @@
 
 #include "cairn/err.h"
 #include "cairn/log.h"
+#include "raft_transport.h"
 
 #define ENTRY_MAGIC 0x31444d43u /* "CMD1" */
 #define ENTRY_HDR 32
@@ -95,6 +96,7 @@ struct meta_log_s {
     pthread_mutex_t mu;
     job_t *head, *tail; /* queued for the loop */
     int stopping;       /* no new jobs; the loop shuts down */
+    int wake_closed;    /* `wake` is being closed: uv_async_send on it would be undefined */
     uint64_t leader_id; /* published view of the leader */
     char leader_addr[128];
     int role;
@@ -240,10 +242,9 @@ static int job_run(meta_log_t *l, job_t *j, int timeout_ms, cairn_buf_t *resultp
     else
         l->head = j;
     l->tail = j;
-    pthread_mutex_unlock(&l->mu);
-    uv_async_send(&l->wake); /* wakes coalesce; the loop drains the whole queue */
-
-    pthread_mutex_lock(&l->mu);
+    /* Under mu: the loop closes `wake` only after it saw `stopping`, which
+     * is set under mu. Wakes coalesce; the loop drains the whole queue. */
+    uv_async_send(&l->wake);
     int rc = 0;
     while (!j->done && rc == 0)
         rc = pthread_cond_timedwait(&j->cond, &l->mu, &until);
@@ -460,7 +461,8 @@ static void start_apply(meta_log_t *l, job_t *j)
     j->entry.base = NULL; /* libraft owns it now */
 }
 
-static void fail_list(meta_log_t *l, job_t *list, int rc)
+/* Finish every job of a list linked through next, with rc. */
+static void finish_list(meta_log_t *l, job_t *list, int rc)
 {
     while (list) {
         job_t *n = list->next;
@@ -477,7 +479,7 @@ static void on_barrier(struct raft_barrier *req, int status)
     job_t *done = l->reads_inflight;
     l->reads_inflight = NULL;
     l->barrier_busy = 0;
-    fail_list(l, done, from_raft(status));
+    finish_list(l, done, from_raft(status));
     kick_barrier(l);
 }
 
@@ -490,7 +492,7 @@ static void kick_barrier(meta_log_t *l)
     if (raft_state(&l->raft) != RAFT_LEADER) {
         job_t *w = l->reads_waiting;
         l->reads_waiting = NULL;
-        fail_list(l, w, CAIRN_ENOTLEADER);
+        finish_list(l, w, CAIRN_ENOTLEADER);
         return;
     }
     l->reads_inflight = l->reads_waiting;
@@ -500,7 +502,7 @@ static void kick_barrier(meta_log_t *l)
     if (rv != 0) {
         job_t *w = l->reads_inflight;
         l->reads_inflight = NULL;
-        fail_list(l, w, from_raft(rv));
+        finish_list(l, w, from_raft(rv));
         return;
     }
     l->barrier_busy = 1;
@@ -716,7 +718,10 @@ static void on_raft_closed(struct raft *r)
     meta_log_t *l = r->data;
     job_t *w = l->reads_waiting;
     l->reads_waiting = NULL;
-    fail_list(l, w, CAIRN_EUNAVAIL);
+    finish_list(l, w, CAIRN_EUNAVAIL);
+    pthread_mutex_lock(&l->mu);
+    l->wake_closed = 1;
+    pthread_mutex_unlock(&l->mu);
     uv_close((uv_handle_t *)&l->wake, on_handle_closed);
     uv_close((uv_handle_t *)&l->check, on_handle_closed);
     uv_close((uv_handle_t *)&l->stop_timer, on_handle_closed);
@@ -843,7 +848,7 @@ int meta_log_create(meta_fsm_t *fsm, const meta_log_opts_t *o, meta_log_t **out)
     const char *what = "uv_loop_init";
     if (rv == 0) {
         what = "raft transport";
-        rv = raft_uv_tcp_init(&l->transport, &l->loop);
+        rv = meta_transport_init(&l->transport, &l->loop, o->key);
     }
     if (rv == 0) {
         what = "raft io";
@@ -871,7 +876,6 @@ int meta_log_create(meta_fsm_t *fsm, const meta_log_opts_t *o, meta_log_t **out)
     if (rv != 0) {
         cairn_log(CAIRN_LOG_ERROR, 0, "raft_init: %s", raft_errmsg(&l->raft));
         raft_uv_close(&l->io);
-        raft_uv_tcp_close(&l->transport);
         goto fail_early;
     }
     l->raft.data = l;
@@ -923,7 +927,9 @@ fail_raft:
     /* raft_close needs the loop to run its callbacks */
     raft_close(&l->raft, NULL);
     uv_run(&l->loop, UV_RUN_DEFAULT);
+    raft_uv_close(&l->io);
 fail_early:
+    meta_transport_release(&l->transport);
     uv_loop_close(&l->loop);
     pthread_mutex_destroy(&l->mu);
     cairn_buf_dispose(&l->apply_res);
@@ -938,15 +944,16 @@ void meta_log_stop(meta_log_t *l)
     int first = !l->stopping;
     l->stopping = 1;
     l->role = CAIRN_META_ROLE_UNAVAILABLE;
+    if (first && !l->wake_closed)
+        uv_async_send(&l->wake);
     pthread_mutex_unlock(&l->mu);
     if (!first)
         return;
-    uv_async_send(&l->wake);
     pthread_join(l->thread, NULL);
     /* raft_close released libraft's state; the io and transport objects
      * are released separately once the loop has stopped using them. */
     raft_uv_close(&l->io);
-    raft_uv_tcp_close(&l->transport);
+    meta_transport_release(&l->transport);
     uv_run(&l->loop, UV_RUN_NOWAIT);
     if (uv_loop_close(&l->loop) != 0)
         cairn_log(CAIRN_LOG_WARN, 0, "raft: loop closed with handles still open");
@@ -955,7 +962,7 @@ void meta_log_stop(meta_log_t *l)
     job_t *list = l->head;
     l->head = l->tail = NULL;
     pthread_mutex_unlock(&l->mu);
-    fail_list(l, list, CAIRN_EUNAVAIL);
+    finish_list(l, list, CAIRN_EUNAVAIL);
 }
 
 void meta_log_destroy(meta_log_t *l)

@@ -18,12 +18,17 @@
  *            concurrent reads. A leader lease would save the log write but
  *            rests on bounded clock drift and on libraft internals it does
  *            not expose (when a majority last answered); the barrier rests
- *            only on Raft's commit rule.
+ *            only on Raft's commit rule. Cost: one log write and a round
+ *            trip per batch; 4 KiB GETs through the gateway measured ~25%
+ *            fewer per second than with the single unreplicated service.
  *
- * Every write of the log is fsynced by libraft before it counts toward a
- * commit. Entries submitted while a write is in flight are written together
- * by the next one (group commit): N concurrent submits cost about one fsync
- * per round, not N. The state machine commits to LMDB without fsync
+ * Every write of the log is durable (libraft writes segments with
+ * O_DIRECT and O_DSYNC) before it counts toward a commit. Entries submitted
+ * while a write is in flight are written together by the next one (group
+ * commit): N concurrent submits cost about one synchronous write per round,
+ * not N. Measured on the leader (2 vCPUs shared by 3 replicas and the
+ * client): 1.1 commits per log write with 1 submitter, 4.3 with 16, 13 with
+ * 64, 24 with 256. The state machine commits to LMDB without fsync
  * (META_FSM_NOSYNC): the log is the durable copy, and entries are applied
  * again after a crash (fsm.h skips those already applied).
  *
@@ -33,7 +38,8 @@
  * database to an unlinked temporary file and maps it read-only; libraft
  * writes that mapping to its snapshot file and the mapping is released when
  * it is done. Anonymous memory stays O(1) in the database size; the copy
- * lives in the page cache, which the kernel can reclaim. libraft itself
+ * lives in the page cache, which the kernel can reclaim (1 M object records,
+ * a 390 MB copy: RssAnon 30.6 -> 32.6 MiB while it was taken). libraft itself
  * still reads a whole snapshot into memory when it sends one to a lagging
  * replica, and that replica receives it in one message (both about the size
  * of the compacted database). Restoring writes the image next to data.mdb
@@ -47,8 +53,8 @@
  *   failure (that goes in the result), only for LMDB failures, which stall
  *   application until they clear; raft_uv_init sets io.version 1, which is
  *   raised to 2 so the asynchronous snapshot is accepted.
- * - The Raft transport (TCP between replicas) is not authenticated; keep
- *   raft_addr on a private network.
+ * - Replica-to-replica TCP (raft_transport.h) authenticates each
+ *   connection's handshake with the cluster key, not every message.
  * - A replica whose data was wiped must be removed and added back
  *   (meta_log_remove / meta_log_add), not restarted as a bootstrap member:
  *   it has forgotten its votes.
@@ -62,6 +68,7 @@
 #include "cairn/buf.h"
 #include "cairn/cfg.h"
 #include "cairn/meta.h"
+#include "cairn/wire.h"
 #include "fsm.h"
 
 typedef struct meta_log_s meta_log_t;
@@ -72,6 +79,7 @@ typedef struct {
     const char *dir;         /* the Raft directory (log segments, snapshots); created if missing */
     int join;                /* never bootstrap: wait to be added by the leader */
     const cairn_cfg_t *cfg;  /* the initial members ([meta.<id>]) and [meta] settings; borrowed for the log's life */
+    const cairn_wire_key_t *key; /* authenticates replica-to-replica connections (raft_transport.h); borrowed */
 } meta_log_opts_t;
 
 /* Start replication on a new thread. Unless o->join, a pristine Raft

@@ -109,15 +109,41 @@ int meta_rpc_on_gc_done_many(void *data, cairn_srv_req_t *req, cairn_buf_t *resp
     return mutate(data, req, META_CMD_GC_DONE_MANY, resp);
 }
 
+int meta_rpc_on_obj_put_if(void *data, cairn_srv_req_t *req, cairn_buf_t *resp)
+{
+    cairn_dec_t d;
+    const uint8_t *p;
+    size_t n;
+    cairn_obj_rec_t r;
+    cairn_dec_init(&d, req->body, req->hdr.body_len);
+    cairn_dec_bytes(&d, &p, &n); /* bucket */
+    cairn_dec_bytes(&d, &p, &n); /* key */
+    cairn_dec_bytes(&d, &p, &n); /* record */
+    int rec_ok = !d.err && cairn_obj_rec_decode(p, n, &r) == 0;
+    (void)cairn_dec_u8(&d);
+    cairn_dec_bytes(&d, &p, &n); /* etag */
+    if (!body_ok(&d) || !rec_ok)
+        return CAIRN_EPROTO;
+    return mutate(data, req, META_CMD_OBJ_PUT_IF, resp);
+}
+
+/* Reads go after a barrier (rpc.c), like every read of the service: they
+ * see every write acknowledged before them. */
 int meta_rpc_on_mpu_get(void *data, cairn_srv_req_t *req, cairn_buf_t *resp)
 {
     meta_rpc_t *r = data;
+    int rc = meta__rpc_barrier(r, resp);
+    if (rc != 0)
+        return rc;
     return meta_fsm_mpu_get(r->fsm, req->body, req->hdr.body_len, resp);
 }
 
 int meta_rpc_on_mpu_list_parts(void *data, cairn_srv_req_t *req, cairn_buf_t *resp)
 {
     meta_rpc_t *r = data;
+    int rc = meta__rpc_barrier(r, resp);
+    if (rc != 0)
+        return rc;
     return meta_fsm_mpu_list_parts(r->fsm, req->body, req->hdr.body_len, resp);
 }
 
@@ -127,6 +153,8 @@ int meta_rpc_on_mpu_list(void *data, cairn_srv_req_t *req, cairn_buf_t *resp)
     cairn_mpu_list_req_t q;
     char bucket[CAIRN_MAX_BUCKET_LEN + 1];
     int rc = cairn_mpu_list_req_decode(req->body, req->hdr.body_len, &q, bucket);
+    if (rc == 0)
+        rc = meta__rpc_barrier(r, resp);
     if (rc)
         return rc;
     return meta_fsm_mpu_list(r->fsm, &q, resp);

@@ -4,7 +4,8 @@
  *
  * Mutations become META_CMD_MPU_* commands (fsm_mpu.h) and go through the
  * same submit path as every other mutation of rpc.c (meta__rpc_submit);
- * reads call the state machine.
+ * reads pass the same barrier as rpc.c's (meta__rpc_barrier, rpc.h), then
+ * call the state machine.
  */
 #ifndef CAIRN_META_RPC_MPU_H
 #define CAIRN_META_RPC_MPU_H
@@ -26,6 +27,7 @@ int meta_rpc_on_mpu_abort(void *data, cairn_srv_req_t *req, cairn_buf_t *resp);
 int meta_rpc_on_mpu_list_parts(void *data, cairn_srv_req_t *req, cairn_buf_t *resp);
 int meta_rpc_on_mpu_list(void *data, cairn_srv_req_t *req, cairn_buf_t *resp);
 int meta_rpc_on_gc_done_many(void *data, cairn_srv_req_t *req, cairn_buf_t *resp);
+int meta_rpc_on_obj_put_if(void *data, cairn_srv_req_t *req, cairn_buf_t *resp);
 
 #define META_RPC_MPU_ROUTES                                          \
     {CAIRN_OP_META_MPU_CREATE, 0, meta_rpc_on_mpu_create},           \
@@ -35,6 +37,7 @@ int meta_rpc_on_gc_done_many(void *data, cairn_srv_req_t *req, cairn_buf_t *resp
     {CAIRN_OP_META_MPU_ABORT, 0, meta_rpc_on_mpu_abort},             \
     {CAIRN_OP_META_MPU_LIST_PARTS, 0, meta_rpc_on_mpu_list_parts},   \
     {CAIRN_OP_META_MPU_LIST, 0, meta_rpc_on_mpu_list},               \
-    {CAIRN_OP_META_GC_DONE_MANY, 0, meta_rpc_on_gc_done_many}
+    {CAIRN_OP_META_GC_DONE_MANY, 0, meta_rpc_on_gc_done_many},       \
+    {CAIRN_OP_META_OBJ_PUT_IF, 0, meta_rpc_on_obj_put_if}
 
 #endif

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # run-all.sh — run every cairn test and end with one line: "N passed, N failed".
 #
-#   tests/run-all.sh BUILD_DIR [FILTER]
+#   tests/run-all.sh BUILD_DIR [FILTER] [BUILD_DIR2 FILTER2 ...]
 #
-# Runs, in this order:
+# Runs, for each build directory in turn:
 #   BUILD_DIR/tests/*/*_test            unit test binaries (cmocka)
 #   tests/integration/test_*.py         with python3
 #   tests/integration/test_*.sh         with bash
 # A test passes when it exits 0 within CAIRN_TEST_TIMEOUT seconds (default
-# 900). FILTER, if given, keeps only tests whose name contains it.
+# 900). FILTER, if given and not empty, keeps only tests whose name matches
+# it (an extended regular expression). A second build (e.g. a sanitizer
+# build) runs its own filtered set; names get the build's name as a prefix.
+# The summary line counts every build.
 #
 # Each test runs from the repository root with CAIRN_BIN=BUILD_DIR (absolute)
 # and its own TMPDIR; any cluster a test left running under that TMPDIR is
@@ -27,25 +30,17 @@ summary() {
     exit $?
 }
 
-if [ $# -lt 1 ] || [ $# -gt 2 ]; then
-    echo "usage: $0 BUILD_DIR [FILTER]" >&2
+if [ $# -lt 1 ]; then
+    echo "usage: $0 BUILD_DIR [FILTER] [BUILD_DIR2 FILTER2 ...]" >&2
     exit 2
 fi
-filter=${2:-}
-if ! build=$(cd "$1" 2>/dev/null && pwd); then
-    echo "run-all: no build directory $1 (run make first)" >&2
-    failed=1
-    summary
-fi
-logs=$build/test-logs
-mkdir -p "$logs"
-cd "$root" || exit 2
 
 # run_test NAME COMMAND...
 run_test() {
     local name=$1 log start rc tmp d secs
     shift
-    case $name in *"$filter"*) ;; *) return 0 ;; esac
+    [[ -z $filter || $name =~ $filter ]] || return 0
+    [ -z "$label" ] || name="$label/$name"
     log=$logs/${name//\//_}.log
     tmp=$(mktemp -d "${TMPDIR:-/tmp}/cairn-test.XXXXXX")
     start=$SECONDS
@@ -74,16 +69,32 @@ run_test() {
 }
 
 shopt -s nullglob
-for t in "$build"/tests/*/*_test; do
-    if [ ! -f "$t" ] || [ ! -x "$t" ]; then continue; fi
-    rel=${t#"$build"/tests/}
-    run_test "unit/$rel" "$t"
-done
-for t in tests/integration/test_*.py; do
-    run_test "integration/$(basename "$t")" python3 "$t"
-done
-for t in tests/integration/test_*.sh; do
-    run_test "integration/$(basename "$t")" bash "$t"
+first=1
+while [ $# -gt 0 ]; do
+    filter=${2:-}
+    if ! build=$(cd "$1" 2>/dev/null && pwd); then
+        echo "run-all: no build directory $1 (run make first)" >&2
+        failed=$((failed + 1))
+        summary
+    fi
+    label=
+    [ $first -eq 1 ] || label=$(basename "$build")
+    first=0
+    shift $(($# >= 2 ? 2 : 1))
+    logs=$build/test-logs
+    mkdir -p "$logs"
+    cd "$root" || exit 2
+    for t in "$build"/tests/*/*_test; do
+        if [ ! -f "$t" ] || [ ! -x "$t" ]; then continue; fi
+        rel=${t#"$build"/tests/}
+        run_test "unit/$rel" "$t"
+    done
+    for t in tests/integration/test_*.py; do
+        run_test "integration/$(basename "$t")" python3 "$t"
+    done
+    for t in tests/integration/test_*.sh; do
+        run_test "integration/$(basename "$t")" bash "$t"
+    done
 done
 
 summary

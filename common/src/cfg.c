@@ -115,6 +115,10 @@ static const opt_t opts[] = {
     {S_GATEWAY, "region", T_STRING, "us-east-1", CF(region), .help = "S3 region, as in SigV4 credential scopes"},
     {S_GATEWAY, "max_object_size", T_SIZE, "5g", CF(max_object_size), .min = 1, .max = 5.0 * (1ull << 40),
      .help = "largest object (or part) one PUT may send"},
+    {S_GATEWAY, "inline_max", T_SIZE, "16k", CF(inline_max), .min = 0, .max = 1 << 20,
+     .help = "objects up to this size live inside their metadata record (replicated), not in fragments"},
+    {S_GATEWAY, "gc_delay_ms", T_INT, "30000", CF(gc_delay_ms), .min = 0, .max = INT_MAX,
+     .help = "a replaced or deleted version's fragments are removed this long after (running GETs finish)"},
     {S_GATEWAY, "request_timeout_ms", T_INT, "600000", CF(request_timeout_ms), .min = 1, .max = INT_MAX,
      .help = "longest an S3 request may take, milliseconds"},
 
@@ -128,9 +132,11 @@ static const opt_t opts[] = {
      .help = "Raft election timeout (randomised between 1x and 2x), milliseconds"},
     {S_META, "heartbeat_ms", T_INT, "100", CF(meta_heartbeat_ms), .min = 10, .max = 10000,
      .help = "Raft heartbeat interval, milliseconds (below election_timeout_ms)"},
-    {S_META, "snapshot_threshold", T_INT, "8192", CF(meta_snapshot_threshold), .min = 4, .max = INT_MAX,
+    /* A snapshot copies the whole database (1 M objects: ~400 MB, 1.5-5 s):
+     * take one per 64 Ki entries (~20 MB of log), not per libraft's 1 Ki. */
+    {S_META, "snapshot_threshold", T_INT, "65536", CF(meta_snapshot_threshold), .min = 4, .max = INT_MAX,
      .help = "log entries applied since the last snapshot that trigger a new one"},
-    {S_META, "snapshot_trailing", T_INT, "2048", CF(meta_snapshot_trailing), .min = 0, .max = INT_MAX,
+    {S_META, "snapshot_trailing", T_INT, "8192", CF(meta_snapshot_trailing), .min = 0, .max = INT_MAX,
      .help = "log entries kept behind a snapshot, so a lagging replica needs no snapshot"},
 
     {S_REPLICA, "addr", T_STRING, NULL, MF(addr), .help = "host:port of this metadata replica's service"},

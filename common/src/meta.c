@@ -29,6 +29,7 @@
 
 #define OBJ_REC_VERSION 1
 #define OBJ_REC_VERSION_2 2
+#define OBJ_REC_VERSION_3 3 /* v2 + inline data */
 
 /* ---- object records ---- */
 
@@ -37,8 +38,9 @@ void cairn_obj_rec_encode(const cairn_obj_rec_t *r, cairn_buf_t *out)
     size_t etag_len = strnlen(r->etag, sizeof r->etag);
     CAIRN_ASSERT(etag_len < sizeof r->etag);
     CAIRN_ASSERT((unsigned)r->k + r->m <= CAIRN_MAX_FRAGS);
-    int v2 = r->sys_meta_len > 0 || r->nparts > 0;
-    cairn_buf_put_u8(out, v2 ? OBJ_REC_VERSION_2 : OBJ_REC_VERSION);
+    CAIRN_ASSERT(!r->is_inline || (r->k == 0 && r->m == 0 && r->nparts == 0 && r->inline_len == r->size));
+    int v2 = r->sys_meta_len > 0 || r->nparts > 0 || r->is_inline;
+    cairn_buf_put_u8(out, r->is_inline ? OBJ_REC_VERSION_3 : v2 ? OBJ_REC_VERSION_2 : OBJ_REC_VERSION);
     cairn_buf_append(out, r->oid, 16);
     cairn_buf_put_u64(out, r->size);
     cairn_buf_put_u64(out, (uint64_t)r->mtime_ms);
@@ -56,6 +58,8 @@ void cairn_obj_rec_encode(const cairn_obj_rec_t *r, cairn_buf_t *out)
         cairn_buf_put_u32(out, r->nparts);
         cairn_buf_put_bytes(out, r->parts, r->parts_len);
     }
+    if (r->is_inline)
+        cairn_buf_put_bytes(out, r->inline_data, r->inline_len);
 }
 
 /* 0 if p[0..len) is a well-formed sequence of (u16 len, name, u16 len, value). */
@@ -86,7 +90,7 @@ int cairn_obj_rec_decode(const uint8_t *p, size_t len, cairn_obj_rec_t *r)
     cairn_dec_init(&d, p, len);
     memset(r, 0, sizeof *r);
     uint8_t version = cairn_dec_u8(&d);
-    if (version != OBJ_REC_VERSION && version != OBJ_REC_VERSION_2)
+    if (version != OBJ_REC_VERSION && version != OBJ_REC_VERSION_2 && version != OBJ_REC_VERSION_3)
         return CAIRN_EPROTO;
     cairn_dec_raw(&d, r->oid, 16);
     r->size = cairn_dec_u64(&d);
@@ -107,10 +111,16 @@ int cairn_obj_rec_decode(const uint8_t *p, size_t len, cairn_obj_rec_t *r)
     cairn_dec_bytes(&d, &ct, &r->content_type_len);
     r->content_type = (const char *)ct;
     cairn_dec_bytes(&d, &r->user_meta, &r->user_meta_len);
-    if (version == OBJ_REC_VERSION_2) {
+    if (version >= OBJ_REC_VERSION_2) {
         cairn_dec_bytes(&d, &r->sys_meta, &r->sys_meta_len);
         r->nparts = cairn_dec_u32(&d);
         cairn_dec_bytes(&d, &r->parts, &r->parts_len);
+    }
+    if (version == OBJ_REC_VERSION_3) {
+        r->is_inline = 1;
+        cairn_dec_bytes(&d, &r->inline_data, &r->inline_len);
+        if (r->k || r->m || r->nparts || r->inline_len != r->size)
+            return CAIRN_EPROTO;
     }
     if (d.err || cairn_dec_left(&d) != 0 || memchr(r->etag, '\0', etag_len) != NULL)
         return CAIRN_EPROTO;

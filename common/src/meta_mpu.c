@@ -475,6 +475,35 @@ int cairn_meta_mpu_list(cairn_meta_client_t *c, uint64_t req_id, const cairn_mpu
     return 0;
 }
 
+int cairn_meta_obj_put_if(cairn_meta_client_t *c, uint64_t req_id, const char *bucket, const char *key,
+                          size_t key_len, const cairn_obj_rec_t *rec, int cond, const char *etag, size_t etag_len,
+                          cairn_buf_t *scratch, int *had_old, cairn_obj_rec_t *old)
+{
+    if (cond == CAIRN_MPU_COND_NONE)
+        return cairn_meta_obj_put(c, req_id, bucket, key, key_len, rec, scratch, had_old, old);
+    *had_old = 0;
+    if (key_len == 0 || key_len > CAIRN_MAX_KEY_LEN)
+        return CAIRN_EINVAL;
+    cairn_buf_t req, r;
+    cairn_buf_init(&req);
+    cairn_buf_init(&r);
+    cairn_obj_rec_encode(rec, &r);
+    cairn_buf_put_str(&req, bucket);
+    cairn_buf_put_bytes(&req, key, key_len);
+    cairn_buf_put_bytes(&req, r.base, r.len);
+    cairn_buf_put_u8(&req, (uint8_t)cond);
+    cairn_buf_put_bytes(&req, etag, etag_len);
+    int rc = call(c, CAIRN_OP_META_OBJ_PUT_IF, req_id, &req, scratch);
+    cairn_buf_dispose(&req);
+    cairn_buf_dispose(&r);
+    if (rc != 0)
+        return rc;
+    cairn_dec_t d;
+    cairn_dec_init(&d, scratch->base, scratch->len);
+    rc = dec_old(&d, had_old, old);
+    return rc == 0 && cairn_dec_left(&d) != 0 ? CAIRN_EPROTO : rc;
+}
+
 int cairn_meta_gc_done_many(cairn_meta_client_t *c, uint64_t req_id, const uint8_t (*oids)[16], size_t n)
 {
     cairn_buf_t req, resp;

@@ -750,7 +750,7 @@ int cairn_conn_stream_write(cairn_conn_t *c, const struct iovec *iov, int iovcnt
     return 0;
 }
 
-int cairn_conn_stream_end(cairn_conn_t *c, cairn_buf_t *resp, int32_t *status)
+int cairn_conn_stream_finish(cairn_conn_t *c)
 {
     if (c->fd < 0)
         return -ENOTCONN;
@@ -762,7 +762,11 @@ int cairn_conn_stream_end(cairn_conn_t *c, cairn_buf_t *resp, int32_t *status)
     cairn_wire_mac_final(c->mac, trailer);
     struct iovec v = {trailer, sizeof trailer};
     int rc = cairn_io_write_all(c->fd, &v, 1, call_deadline(c));
-    if (rc != 0)
-        return early_answer(c, rc, 100);
-    return cairn_conn_recv(c, resp, status);
+    return rc != 0 ? early_answer(c, rc, 100) : 0;
+}
+
+int cairn_conn_stream_end(cairn_conn_t *c, cairn_buf_t *resp, int32_t *status)
+{
+    int rc = cairn_conn_stream_finish(c);
+    return rc != 0 ? rc : cairn_conn_recv(c, resp, status);
 }

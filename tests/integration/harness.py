@@ -61,6 +61,10 @@ S3_NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 
 KiB = 1024
 MiB = 1024 * 1024
+# Objects up to this size are stored inside their metadata record, with no
+# fragment files (the gateway's default [gateway] inline_max).
+INLINE_MAX = 16 * 1024
+
 
 FRAG_HDR = 64
 FRAG_SUM = 8

@@ -8,13 +8,14 @@ sys.dont_write_bytecode = True  # keep the source tree clean
 
 import os
 
-from harness import KiB, MiB, Suite, TestFailure, check, eq, flip_bytes, key_path, sha256, short, xml_error_code
+from harness import INLINE_MAX, KiB, MiB, Suite, TestFailure, check, eq, flip_bytes, key_path, sha256, short, xml_error_code
 
 suite = Suite("durability")
 BUCKET = "durable"
 OBJECTS = {}   # key -> bytes
 FRAGS = {}     # key -> [Frag]
-SIZES = [0, 1, 4095, 4096, MiB + 1, 3 * MiB + 777, 9 * MiB + 3]
+SIZES = [0, 1, 4095, 4096, INLINE_MAX + 4095, MiB + 1, 3 * MiB + 777, 9 * MiB + 3]
+SHORT = "obj-%d" % (INLINE_MAX + 4095)  # the smallest kind with fragments: one short stripe
 PAIRS = [("node-1", "node-2"), ("node-3", "node-6"), ("node-4", "node-5"), ("node-1", "node-5")]
 
 
@@ -51,6 +52,9 @@ def setup_objects(c):
         c.ok(r, "PUT %s" % key)
         OBJECTS[key] = data
         FRAGS[key] = frags
+        if size <= INLINE_MAX:  # kept in the (replicated) metadata record
+            eq(frags, [], "fragment files of the small object %s" % key)
+            continue
         eq(sorted(f.index for f in frags), list(range(c.k + c.m)), "fragment indexes of %s (%s)" % (key, frags))
         eq(len(set(f.node for f in frags)), c.k + c.m, "distinct nodes holding %s (%s)" % (key, frags))
     bad = read_all(c, "healthy")
@@ -155,12 +159,12 @@ def flipped_bytes_in_data_fragment(c):
     st, got, _ = c.get_sha(BUCKET, key)
     eq((st, got), (200, sha256(data)), "GET with fragments 0 and 3 damaged in the same stripe")
 
-    # A small object: one short stripe.
-    key = "obj-4095"
+    # A small object with fragments: one short stripe.
+    key = SHORT
     f = frag_of(key, 2)
     flip_bytes(f.path, f.blocks()[0][0], 1)
     st, got, _ = c.get_sha(BUCKET, key)
-    eq((st, got), (200, sha256(OBJECTS[key])), "GET of a 4095-byte object with fragment 2 damaged")
+    eq((st, got), (200, sha256(OBJECTS[key])), "GET of a one-short-stripe object with fragment 2 damaged")
 
 
 @suite.case

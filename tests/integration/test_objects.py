@@ -8,7 +8,7 @@ sys.dont_write_bytecode = True  # keep the source tree clean
 import os
 import time
 
-from harness import (KiB, MiB, Suite, TestFailure, check, eq, expect_error, key_path, md5, sha256, sha256_file,
+from harness import (INLINE_MAX, KiB, MiB, Suite, TestFailure, check, eq, expect_error, key_path, md5, sha256, sha256_file,
                      short, xml_parse)
 
 suite = Suite("objects")
@@ -157,7 +157,7 @@ def overwrite(c):
         want = blocks[-1][0] + blocks[-1][1] + 8 if blocks else 64
         eq(os.path.getsize(f.path), want, "%s file size (header + blocks + checksums)" % f)
 
-    v2 = data_of(777)
+    v2 = data_of(INLINE_MAX + 777)
     r, f2 = c.put_find_frags(BUCKET, key, v2)
     c.ok(r, "PUT v2 (overwrite)")
     eq(len(f2), c.k + c.m, "fragment files of v2")
@@ -176,6 +176,31 @@ def overwrite(c):
     st, got, _ = c.get_sha(BUCKET, key)
     eq((st, got), (200, sha256(v3)), "GET after aws overwrite")
     eq(wait_gone([f.path for f in f2]), [], "fragment files of v2 still on disk")
+
+
+@suite.case
+def inline_small_objects(c):
+    """Objects up to INLINE_MAX live in their metadata record: no fragment
+    files, and overwrites between the two forms leave nothing behind."""
+    key = "inline/obj"
+    small, big = data_of(INLINE_MAX), data_of(INLINE_MAX + 1)
+    r, f = c.put_find_frags(BUCKET, key, small)
+    c.ok(r, "PUT inline")
+    eq(f, [], "fragment files of an object of INLINE_MAX bytes")
+    eq(c.get_sha(BUCKET, key)[:2], (200, sha256(small)), "GET inline")
+    st, h, body = c.curl("GET", key_path(BUCKET, key), headers={"Range": "bytes=100-4195"})
+    eq((st, body), (206, small[100:4196]), "Range GET of an inline object")
+    r, f = c.put_find_frags(BUCKET, key, big)
+    c.ok(r, "PUT over inline")
+    eq(len(f), c.k + c.m, "fragment files of an object of INLINE_MAX + 1 bytes")
+    eq(c.get_sha(BUCKET, key)[:2], (200, sha256(big)), "GET after inline -> fragments")
+    r, f2 = c.put_find_frags(BUCKET, key, small)
+    c.ok(r, "PUT inline over fragments")
+    eq(f2, [], "fragment files of the inline overwrite")
+    eq(wait_gone([x.path for x in f]), [], "fragments of the overwritten version still on disk")
+    eq(c.get_sha(BUCKET, key)[:2], (200, sha256(small)), "GET after fragments -> inline")
+    c.ok(c.curl("DELETE", key_path(BUCKET, key)), "DELETE inline", status=204)
+    expect_error(c.curl("GET", key_path(BUCKET, key)), 404, "NoSuchKey", "GET after DELETE of an inline object")
 
 
 @suite.case
@@ -216,7 +241,7 @@ def find_block_size(c, frags):
 def range_gets(c):
     key = "range/obj"
     before = c.frag_files()
-    probe = data_of(10)
+    probe = data_of(INLINE_MAX + 10)
     c.ok(c.curl("PUT", key_path(BUCKET, "range/probe"), data=probe), "PUT probe")
     pf = c.new_frags(before)
     check(pf, "no fragment files for range/probe")

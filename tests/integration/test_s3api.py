@@ -417,6 +417,39 @@ def conditional_get_head(c):
 
 
 @suite.case
+def conditional_writes(c):
+    k = key_path(BUCKET, "condw/k")
+    before = frag_count(c)
+    pad = os.urandom(20000)  # above the inline limit: refused writes have fragments to clean up
+    c.ok(c.curl("PUT", k, data=(b"one" + pad), headers={"If-None-Match": "*"}), "If-None-Match: * on a new key")
+    r = c.curl("PUT", k, data=(b"two" + pad), headers={"If-None-Match": "*"})
+    expect_error(r, 412, "PreconditionFailed", "If-None-Match: * on an existing key")
+    r = c.curl("PUT", k, data=(b"two" + pad), headers={"If-Match": '"%s"' % md5((b"nope" + pad))})
+    expect_error(r, 412, "PreconditionFailed", "If-Match with another ETag")
+    c.ok(c.curl("PUT", k, data=(b"two" + pad), headers={"If-Match": '"%s"' % md5((b"one" + pad))}), "If-Match with the ETag")
+    st, h, body = c.curl("GET", k)
+    eq((st, body), (200, b"two" + pad), "object after the conditional writes")
+    r = c.curl("PUT", key_path(BUCKET, "condw/missing"), data=(b"x" + pad), headers={"If-Match": '"%s"' % md5((b"x" + pad))})
+    expect_error(r, 404, "NoSuchKey", "If-Match on a missing key")
+    deadline = time.time() + 15  # the replaced version's fragments go after the gateway's gc delay
+    while frag_count(c) != before + c.k + c.m and time.time() < deadline:
+        time.sleep(0.2)
+    eq(frag_count(c), before + c.k + c.m, "refused conditional writes left no fragments")
+    # CompleteMultipartUpload with If-None-Match: *
+    st, h, body = c.curl("POST", k, query={"uploads": None})
+    uid = xml_parse(body).findtext("UploadId")
+    st, h, _ = c.curl("PUT", k, query={"partNumber": "1", "uploadId": uid}, data=b"part")
+    doc = ("<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>%s</ETag></Part>"
+           "</CompleteMultipartUpload>" % h["etag"]).encode()
+    r = c.curl("POST", k, query={"uploadId": uid}, data=doc, headers={"If-None-Match": "*"})
+    expect_error(r, 412, "PreconditionFailed", "Complete with If-None-Match: * on an existing key")
+    c.ok(c.curl("POST", k, query={"uploadId": uid}, data=doc, headers={"If-Match": '"%s"' % md5(b"two" + pad)}),
+         "Complete with If-Match")
+    st, h, body = c.curl("GET", k)
+    eq((st, body), (200, b"part"), "object after the conditional Complete")
+
+
+@suite.case
 def versioning_acl_configs(c):
     out = c.aws_ok("s3api", "get-bucket-versioning", "--bucket", BUCKET)
     check(not out or "Status" not in out, "unversioned bucket has no Status: %r" % out)

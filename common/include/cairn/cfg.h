@@ -15,7 +15,7 @@
  *   [node.1]                            ; repeated, ids positive and unique
  *   addr = 127.0.0.1:7101
  *   [meta]                              ; optional: Raft settings of the replicas
- *   snapshot_threshold = 8192
+ *   snapshot_threshold = 65536
  *   [meta.1]                            ; one per metadata replica (Raft server id)
  *   addr = 127.0.0.1:7000               ; its service, as listed in [cluster] meta
  *   raft_addr = 127.0.0.1:7010          ; replica-to-replica Raft traffic
@@ -81,6 +81,8 @@ typedef struct {
     int gw_workers;       /* blocking worker threads for backend I/O */
     char region[64];      /* S3 region used in SigV4 scope */
     uint64_t max_object_size; /* bytes */
+    uint64_t inline_max;  /* objects up to this size are stored in their metadata record */
+    int gc_delay_ms;      /* delay before a superseded version's fragments are removed */
     int request_timeout_ms;
     /* [s3] the bootstrap user */
     char access_key[128];

@@ -90,6 +90,10 @@ typedef struct {
      * object (see cairn_obj_part_t). View. */
     uint32_t nparts;
     const uint8_t *parts; size_t parts_len;
+    /* A small object stored inside its record (k = m = 0, nparts = 0): the
+     * metadata tier replicates it, and no fragment files exist. View. */
+    int is_inline;
+    const uint8_t *inline_data; size_t inline_len;
 } cairn_obj_rec_t;
 
 /* One part of a multipart object, as listed in its record. */
@@ -172,7 +176,8 @@ typedef struct {
 
 /* addrs: "host:port[,host:port...]" (the [cluster] meta option). key is
  * borrowed. timeout_ms bounds one attempt; a call gives up after
- * max(2 * timeout_ms, 10 s). CAIRN_EINVAL for a malformed list (the client
+ * max(2 * timeout_ms, 10 s), which must stay well below the 2 minutes the
+ * service remembers command ids (so keep timeout_ms under a minute). CAIRN_EINVAL for a malformed list (the client
  * is then usable but has no replica: every call fails). */
 int cairn_meta_client_init(cairn_meta_client_t *c, const char *addrs, const cairn_wire_key_t *key, int timeout_ms);
 void cairn_meta_client_dispose(cairn_meta_client_t *c);

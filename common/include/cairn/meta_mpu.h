@@ -68,6 +68,8 @@ enum {
                                          * -> bytes upload record, u32 n, n x (u32 number, bytes part record), u8 truncated */
     CAIRN_OP_META_MPU_LIST = 166,       /* see cairn_mpu_list_req_t -> see cairn_mpu_list_t */
     CAIRN_OP_META_GC_DONE_MANY = 167,   /* u32 n, n x oid[16] -> empty */
+    CAIRN_OP_META_OBJ_PUT_IF = 168,     /* str bucket, bytes key, bytes record, u8 cond, bytes etag
+                                         * -> as CAIRN_OP_META_OBJ_PUT */
 };
 
 /* An upload in progress. Encoding: u8 version (1), bytes key, bytes owner,
@@ -199,6 +201,12 @@ int cairn_meta_mpu_abort(cairn_meta_client_t *c, uint64_t req_id, const char *bu
 int cairn_meta_mpu_list_parts(cairn_meta_client_t *c, uint64_t req_id, const char *bucket, const uint8_t id[16],
                               uint32_t after, uint32_t max, cairn_mpu_parts_t *out);
 int cairn_meta_mpu_list(cairn_meta_client_t *c, uint64_t req_id, const cairn_mpu_list_req_t *q, cairn_mpu_list_t *out);
+/* cairn_meta_obj_put (meta.h) under a write condition (CAIRN_MPU_COND_*,
+ * checked atomically with the commit): CAIRN_MPU_EPRECOND, CAIRN_MPU_ENOKEY.
+ * With CAIRN_MPU_COND_NONE it is cairn_meta_obj_put. */
+int cairn_meta_obj_put_if(cairn_meta_client_t *c, uint64_t req_id, const char *bucket, const char *key,
+                          size_t key_len, const cairn_obj_rec_t *rec, int cond, const char *etag, size_t etag_len,
+                          cairn_buf_t *scratch, int *had_old, cairn_obj_rec_t *old);
 /* The fragments of these garbage-list entries are gone (one log command). */
 int cairn_meta_gc_done_many(cairn_meta_client_t *c, uint64_t req_id, const uint8_t (*oids)[16], size_t n);
 

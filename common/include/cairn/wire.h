@@ -150,6 +150,10 @@ int cairn_conn_call(cairn_conn_t *c, uint16_t op, uint64_t req_id, const struct 
 int cairn_conn_stream_begin(cairn_conn_t *c, uint16_t op, uint64_t req_id, uint64_t body_len);
 int cairn_conn_stream_write(cairn_conn_t *c, const struct iovec *iov, int iovcnt);
 int cairn_conn_stream_end(cairn_conn_t *c, cairn_buf_t *resp, int32_t *status);
+/* The first half of stream_end: send the MAC only. Collect the answer with
+ * cairn_conn_recv, so that many streams can be finished before any answer
+ * is awaited (one slow peer then delays the others by nothing). */
+int cairn_conn_stream_finish(cairn_conn_t *c);
 
 /* Two-phase call for fan-out: send a request to many connections first, then
  * collect the answers, so the peers work in parallel. */

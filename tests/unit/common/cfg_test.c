@@ -429,7 +429,7 @@ static void test_meta_replicas(void **state)
     assert_string_equal(cairn_cfg_replica(&cfg, 1)->addr, "127.0.0.1:7000");
     assert_null(cairn_cfg_replica(&cfg, 2));
     assert_int_equal(cfg.meta_snapshot_threshold, 64);
-    assert_int_equal(cfg.meta_snapshot_trailing, 2048);
+    assert_int_equal(cfg.meta_snapshot_trailing, 8192);
     assert_int_equal(cfg.meta_election_ms, 1000);
 
     char a[CAIRN_CFG_MAX_META][128];
@@ -473,7 +473,7 @@ static void test_help(void **state)
     int lines = 0;
     for (char *p = out; *p; p++)
         lines += *p == '\n';
-    assert_int_equal(lines, 24);
+    assert_int_equal(lines, 26);
     free(out);
 }
 

@@ -2,7 +2,8 @@
  * fsm_mpu_test.c — multipart uploads in the state machine: create, parts
  * (including a superseded part), every Complete error, the committed record
  * and its ETag, parts left out and aborted parts on the garbage list,
- * conditional Complete, listings, and a bucket held by an upload.
+ * conditional Complete and conditional PUT, listings, and a bucket held by an
+ * upload.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -473,12 +474,46 @@ static void test_list_uploads(void **state)
     assert_string_equal(s, "c/50,||0");
 }
 
+/* A conditional OBJ_PUT, decided with the write. */
+static int put_if(fx_t *x, const char *key, int seed, int cond, const char *etag)
+{
+    cairn_buf_t rec;
+    cairn_buf_init(&rec);
+    part_rec(seed, 10, &rec);
+    cairn_buf_put_str(&x->body, "p");
+    cairn_buf_put_bytes(&x->body, key, strlen(key));
+    cairn_buf_put_bytes(&x->body, rec.base, rec.len);
+    cairn_buf_put_u8(&x->body, (uint8_t)cond);
+    cairn_buf_put_bytes(&x->body, etag, etag ? strlen(etag) : 0);
+    cairn_buf_dispose(&rec);
+    return run_mpu(x, META_CMD_OBJ_PUT_IF);
+}
+
+static void test_put_if(void **state)
+{
+    fx_t *x = *state;
+    bucket(x, "p");
+    char e1[33], e2[33];
+    part_etag(1, e1);
+    part_etag(2, e2);
+    assert_int_equal(put_if(x, "k", 1, CAIRN_MPU_COND_IF_MATCH, e1), CAIRN_MPU_ENOKEY);
+    assert_int_equal(put_if(x, "k", 1, CAIRN_MPU_COND_IF_NONE_MATCH, NULL), 0);
+    assert_int_equal(put_if(x, "k", 2, CAIRN_MPU_COND_IF_NONE_MATCH, NULL), CAIRN_MPU_EPRECOND);
+    assert_int_equal(put_if(x, "k", 2, CAIRN_MPU_COND_IF_MATCH, e2), CAIRN_MPU_EPRECOND);
+    assert_int_equal(put_if(x, "k", 2, CAIRN_MPU_COND_IF_MATCH, e1), 0);
+    cairn_dec_t d = result_dec(x);
+    assert_int_equal(cairn_dec_u8(&d), 1); /* version 1 superseded */
+    assert_int_equal(put_if(x, "k", 3, 9, NULL), CAIRN_EPROTO);
+    assert_int_equal(gc_count(x), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_upload_complete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_abort_and_bucket, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_uploads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_put_if, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -60,7 +60,8 @@ static unsigned free_port(void)
 /* Start Raft on x's directories and wait until this one replica leads. */
 static void log_start(fx_t *x)
 {
-    meta_log_opts_t o = {.id = 1, .raft_addr = x->cfg.metas[0].raft_addr, .dir = x->raft_dir, .cfg = &x->cfg};
+    meta_log_opts_t o = {
+        .id = 1, .raft_addr = x->cfg.metas[0].raft_addr, .dir = x->raft_dir, .cfg = &x->cfg, .key = x->key};
     assert_int_equal(meta_log_create(x->fsm, &o, &x->log), 0);
     x->rpc = (meta_rpc_t){x->fsm, x->log};
     for (int i = 0; i < 500; i++) {
@@ -104,10 +105,10 @@ static int setup(void **state)
     x->cfg.meta_snapshot_threshold = 64;
     x->cfg.meta_snapshot_trailing = 8;
 
-    assert_int_equal(meta_fsm_create(x->dir, META_FSM_NOSYNC, &x->fsm), 0);
-    log_start(x);
     const char *secret = "0123456789abcdef-test";
     assert_int_equal(cairn_wire_key_create(secret, strlen(secret), &x->key), 0);
+    assert_int_equal(meta_fsm_create(x->dir, META_FSM_NOSYNC, &x->fsm), 0);
+    log_start(x);
     assert_int_equal(cairn_srv_create(x->lfd, x->key, meta_rpc_routes, meta_rpc_nroutes, &x->rpc, 5000, &x->srv), 0);
     assert_int_equal(pthread_create(&x->thread, NULL, run_srv, x->srv), 0);
     assert_int_equal(cairn_meta_client_init(&x->conn, x->addr, x->key, 5000), 0);
