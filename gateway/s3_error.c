@@ -107,7 +107,7 @@ void s3_error_from(gw_job_t *job, int err)
     case CAIRN_ENOSUCHUSER: s3_error(job, "InvalidAccessKeyId", NULL); break;
     case CAIRN_EINVAL: s3_error(job, "InvalidArgument", NULL); break;
     case CAIRN_EUNAVAIL:
-    case CAIRN_ETIMEOUT: s3_error(job, "ServiceUnavailable", "Not enough storage nodes are reachable; try again."); break;
+    case CAIRN_ETIMEOUT: s3_error(job, "ServiceUnavailable", "Not enough of the cluster (storage nodes or metadata replicas) is reachable; try again."); break;
     case CAIRN_MPU_ENOUPLOAD: case CAIRN_MPU_EPART: case CAIRN_MPU_EORDER: case CAIRN_MPU_ESMALL:
     case CAIRN_MPU_EPRECOND: case CAIRN_MPU_ENOKEY: s3_mpu_error(job, err); break; /* s3_multipart.c */
     default: s3_error(job, "InternalError", NULL); break;
