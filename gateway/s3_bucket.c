@@ -12,6 +12,7 @@
 #include "cairn/uri.h"
 #include "cairn/xml.h"
 #include "gw.h"
+#include "s3_ext.h"
 
 #define S3_NS "http://s3.amazonaws.com/doc/2006-03-01/"
 
@@ -73,10 +74,7 @@ static void list_buckets(gw_worker_t *w, gw_job_t *job)
     cairn_buf_t *b = &job->resp_body;
     cairn_xml_begin(b);
     cairn_xml_open_ns(b, "ListAllMyBucketsResult", S3_NS);
-    cairn_xml_open(b, "Owner");
-    cairn_xml_elem(b, "ID", job->owner, strlen(job->owner));
-    cairn_xml_elem(b, "DisplayName", job->owner, strlen(job->owner));
-    cairn_xml_close(b, "Owner");
+    s3_xml_owner(b, "Owner", job->owner, strlen(job->owner));
     cairn_xml_open(b, "Buckets");
     for (size_t i = 0; i < n; i++) {
         char t[64];
@@ -92,26 +90,6 @@ static void list_buckets(gw_worker_t *w, gw_job_t *job)
     job->status = 200;
 }
 
-/* A query parameter decoded into a heap string (NULL when absent); -1 on bad encoding. */
-static int param(gw_job_t *job, const char *name, char **out, size_t *len)
-{
-    size_t cap = job->query_len + 1;
-    *out = NULL;
-    *len = 0;
-    char *v = cairn_malloc(cap);
-    int rc = cairn_query_get(job->query, job->query_len, name, v, cap, len);
-    if (rc == CAIRN_ENOTFOUND) {
-        free(v);
-        return 0;
-    }
-    if (rc != 0) {
-        free(v);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
 static void list_objects(gw_worker_t *w, gw_job_t *job, int v2)
 {
     char *prefix, *delim, *marker, *maxkeys, *enc, *token, *start_after, *fetch_owner;
@@ -119,10 +97,10 @@ static void list_objects(gw_worker_t *w, gw_job_t *job, int v2)
     char *decoded_token = NULL;
     cairn_meta_list_t l;
     cairn_meta_list_init(&l);
-    if (param(job, "prefix", &prefix, &prefix_len) | param(job, "delimiter", &delim, &delim_len) |
-        param(job, "marker", &marker, &marker_len) | param(job, "max-keys", &maxkeys, &mk_len) |
-        param(job, "encoding-type", &enc, &enc_len) | param(job, "continuation-token", &token, &token_len) |
-        param(job, "start-after", &start_after, &sa_len) | param(job, "fetch-owner", &fetch_owner, &fo_len)) {
+    if (s3_param(job, "prefix", &prefix, &prefix_len) | s3_param(job, "delimiter", &delim, &delim_len) |
+        s3_param(job, "marker", &marker, &marker_len) | s3_param(job, "max-keys", &maxkeys, &mk_len) |
+        s3_param(job, "encoding-type", &enc, &enc_len) | s3_param(job, "continuation-token", &token, &token_len) |
+        s3_param(job, "start-after", &start_after, &sa_len) | s3_param(job, "fetch-owner", &fetch_owner, &fo_len)) {
         s3_error(job, "InvalidArgument", "Invalid query parameter encoding.");
         goto out;
     }
@@ -217,10 +195,7 @@ static void list_objects(gw_worker_t *w, gw_job_t *job, int v2)
         cairn_xml_elemf(b, "ETag", "\"%s\"", e->etag);
         cairn_xml_elemf(b, "Size", "%llu", (unsigned long long)e->size);
         if (owner) {
-            cairn_xml_open(b, "Owner");
-            cairn_xml_elem(b, "ID", job->owner, strlen(job->owner));
-            cairn_xml_elem(b, "DisplayName", job->owner, strlen(job->owner));
-            cairn_xml_close(b, "Owner");
+            s3_xml_owner(b, "Owner", job->owner, strlen(job->owner));
         }
         cairn_xml_elem(b, "StorageClass", "STANDARD", 8);
         cairn_xml_close(b, "Contents");
