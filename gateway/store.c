@@ -150,6 +150,12 @@ int gw_store_put(gw_worker_t *w, gw_job_t *job, int want_sha256, gw_put_result_t
     cairn_frag_hdr_t fh = {.k = (uint8_t)k, .m = (uint8_t)m, .block_size = B, .object_size = job->body.len};
     memcpy(fh.oid, out->oid, 16);
     uint64_t fsize = cairn_frag_file_size(&fh);
+    /* Suspect nodes are skipped only while enough others remain: with fewer
+     * usable nodes than a PUT needs, every picked node is tried in full. */
+    const int need = m > 0 ? k + 1 : k;
+    int usable[CAIRN_MAX_FRAGS], nusable = 0;
+    for (int i = 0; i < n; i++)
+        nusable += usable[i] = node_usable(w, (int)pick[i]);
     int alive = 0;
     for (int i = 0; i < n; i++) {
         uint8_t hdr[CAIRN_FRAG_HDR_SIZE];
@@ -158,7 +164,7 @@ int gw_store_put(gw_worker_t *w, gw_job_t *job, int want_sha256, gw_put_result_t
         fh.index = (uint8_t)i;
         cairn_frag_hdr_encode(&fh, hdr);
         struct iovec iov = {hdr, sizeof hdr};
-        int rc1 = node_usable(w, (int)pick[i]) ? 0 : CAIRN_EUNAVAIL;
+        int rc1 = usable[i] || nusable < need ? 0 : CAIRN_EUNAVAIL;
         if (rc1 == 0 && (rc1 = cairn_conn_stream_begin(legs[i], CAIRN_OP_FRAG_PUT, job->req_id, fsize)) == 0)
             rc1 = cairn_conn_stream_write(legs[i], &iov, 1);
         ok[i] = rc1 == 0;
@@ -176,7 +182,6 @@ int gw_store_put(gw_worker_t *w, gw_job_t *job, int want_sha256, gw_put_result_t
         EVP_DigestInit_ex(sha, EVP_sha256(), NULL);
 
     uint64_t nstripes = cairn_frag_nstripes(&fh);
-    const int need = m > 0 ? k + 1 : k;
     for (uint64_t s = 0; s < nstripes && alive >= need; s++) {
         if (gw_job_body_acquire(job) != 0) {
             rc = CAIRN_EUNAVAIL;
