@@ -50,18 +50,6 @@ void s3_time_iso(int64_t ms, char out[64])
              tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
 }
 
-static void elem_maybe_url(cairn_buf_t *b, const char *tag, const char *s, size_t len, int url)
-{
-    if (!url) {
-        cairn_xml_elem(b, tag, s, len);
-        return;
-    }
-    char *enc = cairn_malloc(3 * len + 1);
-    size_t n = cairn_uri_encode(s, len, enc, 1);
-    cairn_xml_elem(b, tag, enc, n);
-    free(enc);
-}
-
 static void list_buckets(gw_worker_t *w, gw_job_t *job)
 {
     cairn_bucket_rec_t *bs = NULL;
@@ -159,17 +147,17 @@ static void list_objects(gw_worker_t *w, gw_job_t *job, int v2)
     cairn_xml_begin(b);
     cairn_xml_open_ns(b, "ListBucketResult", S3_NS);
     cairn_xml_elem(b, "Name", job->bucket, strlen(job->bucket));
-    elem_maybe_url(b, "Prefix", q.prefix, q.prefix_len, url);
+    s3_xml_key(b, "Prefix", q.prefix, q.prefix_len, url);
     if (v2) {
         if (token)
             cairn_xml_elem(b, "ContinuationToken", token, strlen(token));
         if (start_after)
-            elem_maybe_url(b, "StartAfter", start_after, sa_len, url);
+            s3_xml_key(b, "StartAfter", start_after, sa_len, url);
     } else {
-        elem_maybe_url(b, "Marker", marker ? marker : "", marker_len, url);
+        s3_xml_key(b, "Marker", marker ? marker : "", marker_len, url);
     }
     if (delim)
-        elem_maybe_url(b, "Delimiter", delim, delim_len, url);
+        s3_xml_key(b, "Delimiter", delim, delim_len, url);
     cairn_xml_elemf(b, "MaxKeys", "%ld", max_keys);
     if (url)
         cairn_xml_elem(b, "EncodingType", "url", 3);
@@ -182,7 +170,7 @@ static void list_objects(gw_worker_t *w, gw_job_t *job, int v2)
         cairn_xml_elem(b, "NextContinuationToken", tok, (size_t)n);
         free(tok);
     } else if (l.truncated) {
-        elem_maybe_url(b, "NextMarker", l.next, l.next_len, url);
+        s3_xml_key(b, "NextMarker", l.next, l.next_len, url);
     }
     int owner = !v2 || (fetch_owner && strcmp(fetch_owner, "true") == 0);
     for (size_t i = 0; i < l.nentries; i++) {
@@ -190,7 +178,7 @@ static void list_objects(gw_worker_t *w, gw_job_t *job, int v2)
         char t[64];
         s3_time_iso(e->mtime_ms, t);
         cairn_xml_open(b, "Contents");
-        elem_maybe_url(b, "Key", e->key, e->key_len, url);
+        s3_xml_key(b, "Key", e->key, e->key_len, url);
         cairn_xml_elem(b, "LastModified", t, strlen(t));
         cairn_xml_elemf(b, "ETag", "\"%s\"", e->etag);
         cairn_xml_elemf(b, "Size", "%llu", (unsigned long long)e->size);
@@ -202,7 +190,7 @@ static void list_objects(gw_worker_t *w, gw_job_t *job, int v2)
     }
     for (size_t i = 0; i < l.nprefixes; i++) {
         cairn_xml_open(b, "CommonPrefixes");
-        elem_maybe_url(b, "Prefix", l.prefixes[i].p, l.prefixes[i].len, url);
+        s3_xml_key(b, "Prefix", l.prefixes[i].p, l.prefixes[i].len, url);
         cairn_xml_close(b, "CommonPrefixes");
     }
     cairn_xml_close(b, "ListBucketResult");
