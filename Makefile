@@ -5,7 +5,7 @@
 #   make run [DIR=path]   install, build, start a local cluster in the foreground
 #   make SANITIZER=address|undefined   instrumented build (into build-<sanitizer>/)
 #   make deps             install missing Debian packages
-#   make bench            run the benchmarks
+#   make bench            benchmark a fresh local cluster against nginx (< 10 min; docs/benchmarks.md)
 #   make faults           fault-injection suite, long form (FAULTS_SECONDS per scenario)
 
 SANITIZER ?=
@@ -51,8 +51,13 @@ endif
 # A test of a service module links that service's objects except main.c.
 UNIT_SRC  := $(sort $(wildcard tests/unit/*/*_test.c))
 UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
+# Fuzz targets tests/fuzz/fuzz_<name>.c; each also builds, with the normal
+# compiler, into $(B)/tests/fuzz/<name>_test, which replays its corpus.
+FUZZ_SRC    := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_NAMES  := $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRC))
+REPLAY_BINS := $(FUZZ_NAMES:%=$(B)/tests/fuzz/%_test)
 
-all: $(BINS) $(UNIT_BINS)
+all: $(BINS) $(UNIT_BINS) $(REPLAY_BINS)
 
 # Quiet by default; `make V=1` prints the full command lines.
 ifeq ($(V),1)
@@ -112,7 +117,7 @@ $(B)/tests/metadata/%: $(B)/obj/tests/unit/metadata/%.o $(call svc_objs,$(META_S
 
 DEB_PKGS := build-essential pkg-config libh2o-evloop-dev libssl-dev libisal-dev libxxhash-dev \
             liblmdb-dev libinih-dev libcmocka-dev libraft-dev libuv1-dev libexpat1-dev curl awscli python3 \
-            python3-boto3 ansible ansible-lint openssh-server
+            python3-boto3 python3-prometheus-client rclone s3cmd ansible ansible-lint openssh-server nginx-light
 deps:
 	@tools/deps.sh $(DEB_PKGS)
 
@@ -142,22 +147,60 @@ FAULTS_SECONDS ?= 90
 faults: deps all
 	CAIRN_BIN=$(B) CAIRN_FAULTS_SECONDS=$(FAULTS_SECONDS) python3 tests/faults/run.py
 
-# Fuzz targets (libFuzzer, clang): build, then run each for FUZZ_SECONDS on its corpus.
-FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
-FUZZ_BINS := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
+# ---- fuzzing (tests/fuzz/README.md) ----
+# Corpus replay: every target linked with tests/fuzz/replay.c instead of
+# libFuzzer, built like a unit test (run-all.sh runs $(B)/tests/*/*_test).
+$(B)/obj/tests/fuzz/%.o: CPPFLAGS += -Igateway
+$(B)/tests/fuzz/%_test: $(B)/obj/tests/fuzz/fuzz_%.o $(B)/obj/tests/fuzz/replay.o $(call svc_objs,$(GATEWAY_SRC)) $(LIBCAIRN)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# make fuzz [FUZZ=name ...] [FUZZ_SECONDS=30]: build the libFuzzer binaries
+# with clang, ASan and UBSan (any report is a crash) into build-fuzz/, then
+# run each in turn for FUZZ_SECONDS on tests/fuzz/corpus/<name>/ with
+# tests/fuzz/<name>.dict. New inputs land in build-fuzz/new/<name>/ and
+# crashes in build-fuzz/crash-*; `make fuzz-merge` folds the new inputs
+# that add coverage into the committed corpora.
+FZ         ?= build-fuzz
+FUZZ       ?= $(FUZZ_NAMES)
 FUZZ_SECONDS ?= 30
-build-fuzz/%: tests/fuzz/%.c $(COMMON_SRC)
-	@mkdir -p build-fuzz
-	clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -DH2O_USE_LIBUV=0 -Icommon/include $(PKG_CFLAGS) \
-	    -o $@ $< $(COMMON_SRC) $(PKG_LIBS)
-fuzz: deps $(FUZZ_BINS)
-	@for f in $(FUZZ_BINS); do n=$${f#build-fuzz/fuzz_}; mkdir -p tests/fuzz/corpus/$$n; \
+FUZZ_CFLAGS := -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
+FUZZ_LINK   := -fsanitize=fuzzer,address,undefined
+FZ_COMMON   := $(COMMON_SRC:%.c=$(FZ)/obj/%.o)
+FZ_GW       := $(patsubst %.c,$(FZ)/obj/%.o,$(filter-out %/main.c,$(GATEWAY_SRC)))
+$(FZ)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CLANG   $<")
+	$(Q)clang $(CPPFLAGS) -Igateway $(FUZZ_CFLAGS) -std=gnu11 -MMD -MP -c $< -o $@
+$(FZ)/libcairn.a: $(FZ_COMMON)
+	$(Q)rm -f $@ && ar rcs $@ $^
+$(FZ)/libgw.a: $(FZ_GW)
+	$(Q)rm -f $@ && ar rcs $@ $^
+$(FZ)/fuzz_%: $(FZ)/obj/tests/fuzz/fuzz_%.o $(FZ)/libgw.a $(FZ)/libcairn.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)clang $(FUZZ_LINK) -o $@ $^ $(PKG_LIBS)
+fuzz-deps:
+	@tools/deps.sh $(DEB_PKGS) clang
+fuzz: fuzz-deps $(FUZZ:%=$(FZ)/fuzz_%)
+	@for n in $(FUZZ); do mkdir -p $(FZ)/new/$$n tests/fuzz/corpus/$$n; \
+	    d=; [ -f tests/fuzz/$$n.dict ] && d=-dict=../tests/fuzz/$$n.dict; \
 	    echo "fuzzing $$n for $(FUZZ_SECONDS) s"; \
-	    $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 tests/fuzz/corpus/$$n 2>&1 | tail -n 2 || exit 1; done
+	    (cd $(FZ) && ./fuzz_$$n -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$d \
+	        new/$$n ../tests/fuzz/corpus/$$n) >$(FZ)/$$n.log 2>&1; rc=$$?; \
+	    grep -E "DONE|stat::number_of_executed_units" $(FZ)/$$n.log | tail -n 2; \
+	    [ $$rc -eq 0 ] || { tail -n 40 $(FZ)/$$n.log; exit 1; }; done
+fuzz-merge: $(FUZZ:%=$(FZ)/fuzz_%)
+	@for n in $(FUZZ); do mkdir -p $(FZ)/new/$$n tests/fuzz/corpus/$$n; \
+	    $(FZ)/fuzz_$$n -merge=1 tests/fuzz/corpus/$$n $(FZ)/new/$$n > $(FZ)/$$n.merge.log 2>&1 || exit 1; \
+	    grep -E "MERGE-OUTER: [0-9]+ new files" $(FZ)/$$n.merge.log; done
 
 clean:
 	rm -rf build build-*
 
 .SECONDARY:
-.PHONY: all deps run test test-ansible bench fuzz faults clean
+.PHONY: all deps run test test-ansible bench fuzz fuzz-deps fuzz-merge faults clean
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
+ifneq ($(filter fuzz fuzz-merge $(FZ)/%,$(MAKECMDGOALS)),)
+-include $(shell find $(FZ)/obj -name '*.d' 2>/dev/null)
+endif

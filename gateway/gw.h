@@ -28,6 +28,7 @@
 #include "cairn/cfg.h"
 #include "cairn/ec.h"
 #include "cairn/meta.h"
+#include "cairn/meta_map.h"
 #include "cairn/place.h"
 #include "cairn/sigv4.h"
 #include "cairn/wire.h"
@@ -73,19 +74,35 @@ struct gw_s {
     cairn_cfg_t cfg;
     cairn_wire_key_t *key;
     cairn_ec_t *ec;
-    cairn_place_node_t *place_nodes; /* cfg.nodes as placement input */
-    /* Per cfg.nodes[i]: until when (cairn_now_ms) the node is suspect after a
+    /* The cluster map (map.c): the newest one fetched from the metadata
+     * tier, under map_lock. Each node the gateway has ever seen owns a
+     * slot, for the gateway's life: slots[] only grows (nslots, release
+     * and acquire), a slot's id and address never change, its state
+     * follows the map (GW_SLOT_GONE once removed). */
+    pthread_rwlock_t map_lock;
+    cairn_map_t map;
+    struct {
+        uint32_t id;
+        char addr[CAIRN_MAP_ADDR_MAX];
+        int state; /* CAIRN_NODE_* or GW_SLOT_GONE; atomic */
+    } slots[CAIRN_MAP_MAX_NODES];
+    size_t nslots;
+    /* Per slot: until when (cairn_now_ms) the node is suspect after a
      * transport failure or timeout. Reads go to healthy nodes first, writes
      * skip suspect nodes, so one dead or stalled node costs one timeout per
      * SUSPECT_MS, not one per request. Written by any worker: atomics. */
-    int64_t *suspect_until;
-    int64_t *probe_at;          /* last health probe of a suspect node */
+    int64_t suspect_until[CAIRN_MAP_MAX_NODES];
+    int64_t probe_at[CAIRN_MAP_MAX_NODES]; /* last health probe of a suspect node */
     h2o_globalconf_t h2o;
+    struct gw_metrics_s *metrics;  /* gw_metrics.h */
     /* worker queue */
     pthread_mutex_t lock;
     pthread_cond_t cond;
     gw_job_t *head, *tail;
     int stopping;
+    /* limits ([gateway] max_connections, max_requests): atomics */
+    int nconns;     /* open client connections (main.c) */
+    int inflight;   /* requests between gw_http_on_req and their job's end (http.c) */
 };
 
 struct gw_thread_s {
@@ -101,7 +118,8 @@ struct gw_worker_s {
     gw_t *gw;
     pthread_t tid;
     cairn_meta_client_t meta;  /* the metadata replicas (follows the leader) */
-    cairn_conn_t *nodes;        /* one per cfg.nodes[i] */
+    cairn_conn_t nodes[CAIRN_MAP_MAX_NODES]; /* one per slot, set up on first use */
+    size_t nconns;
     cairn_buf_t scratch;        /* metadata responses */
     cairn_buf_t probe;          /* answers to health probes */
     cairn_buf_t *leg_bufs;      /* one response buffer per fragment index */
@@ -136,6 +154,8 @@ struct gw_job_s {
     uint64_t req_id;
     char req_id_hex[17];
     int64_t start_ms;
+    int64_t start_ns;              /* gw_metrics.h: request timing and accounting */
+    int metered;
     s3_op_t op;
     int is_head;
     char method[8];
@@ -176,6 +196,9 @@ struct gw_job_s {
 int gw_gc_start(gw_t *gw);
 void gw_gc_defer(gw_t *gw, uint64_t req_id, const cairn_obj_rec_t *old);
 
+/* limits.c: count an accepted connection against [gateway] max_connections
+ * and hand it to h2o, or answer 503 SlowDown and close it. Loop thread. */
+void gw_limits_accept(gw_thread_t *th, h2o_socket_t *sock);
 /* worker pool (pool.c) */
 int gw_pool_start(gw_t *gw, int nworkers);
 void gw_pool_submit(gw_t *gw, gw_job_t *job);
@@ -218,6 +241,10 @@ int s3_auth_wants_body_hash(gw_job_t *job);
 void s3_time_iso(int64_t ms, char out[64]);
 void s3_bucket_step(gw_worker_t *w, gw_job_t *job);
 int s3_bucket_name_valid(const char *name, size_t len);
+/* Virtual-hosted style: the bucket named by Host "bucket.<domain>[:port]",
+ * domains a comma-separated list ([gateway] domain). Its length, 0 when the
+ * request is path style, -1 when the name is longer than a bucket's. */
+int s3_vhost_bucket(const char *domains, const char *host, size_t hlen, char bucket[CAIRN_MAX_BUCKET_LEN + 1]);
 
 /* s3_object.c */
 void s3_object_step(gw_worker_t *w, gw_job_t *job);
@@ -231,6 +258,17 @@ typedef struct {
     uint8_t sha256[32];
     int have_sha256;
 } gw_put_result_t;
+/* map.c: fetch (or seed) the cluster map, then follow it from a thread. */
+#define GW_SLOT_GONE (-1)
+int gw_map_start(gw_t *gw);
+/* The slot of node id if it may be read (up or draining), else -1. */
+int gw_map_slot(gw_t *gw, uint32_t id);
+/* Placement of a new object by the current map: n slots (and node ids);
+ * returns how many nodes were found (fewer than n: not enough nodes up). */
+int gw_map_pick(gw_worker_t *w, const uint8_t oid[16], int n, int *slots, uint32_t *ids);
+/* The worker's connection to a slot's node. */
+cairn_conn_t *gw_conn(gw_worker_t *w, int slot);
+
 int gw_worker_init(gw_worker_t *w, gw_t *gw);
 void gw_worker_dispose(gw_worker_t *w);
 /* A small object kept inside its record: copy the body into *copy and hash it (no fragments). */

@@ -15,6 +15,7 @@
 #include "cairn/log.h"
 #include "cairn/uri.h"
 #include "gw.h"
+#include "gw_metrics.h"
 #include "s3_ext.h"
 
 typedef struct {
@@ -23,6 +24,7 @@ typedef struct {
 
 static void job_free(gw_job_t *job)
 {
+    __atomic_sub_fetch(&job->thread->gw->inflight, 1, __ATOMIC_RELAXED);
     free(job->key);
     free(job->path);
     free(job->query);
@@ -47,6 +49,7 @@ static void on_req_dispose(void *p)
     while (job->body_busy)
         pthread_cond_wait(&job->cond, &job->lock);
     pthread_mutex_unlock(&job->lock);
+    gw_metrics_request_gone(job);
     job->req = NULL;
     if (!job->in_worker)
         job_free(job);
@@ -119,6 +122,7 @@ static const char *reason_of(int status)
 
 static void log_done(gw_job_t *job, int status)
 {
+    gw_metrics_request_end(job, status);
     cairn_log(status >= 500 ? CAIRN_LOG_WARN : CAIRN_LOG_INFO, job->req_id, "%s /%s%s%.*s %d %s %llu ms",
               job->method, job->bucket, job->key_len ? "/" : "", (int)(job->key_len > 200 ? 200 : job->key_len),
               job->key ? job->key : "", status, job->err_code ? job->err_code : "-",
@@ -273,7 +277,7 @@ static int has_param(const cairn_query_param_t *qp, size_t n, const char *name)
 static int plain_param(const cairn_query_param_t *p)
 {
     static const char *ok[] = {"prefix", "delimiter", "marker", "max-keys", "encoding-type", "list-type",
-                               "continuation-token", "start-after", "fetch-owner", "x-id", NULL};
+                               "continuation-token", "start-after", "fetch-owner", "x-id", "partNumber", NULL};
     if (p->name_len > 6 && memcmp(p->name, "X-Amz-", 6) == 0)
         return 1;
     if (p->name_len > 9 && memcmp(p->name, "response-", 9) == 0)
@@ -322,6 +326,7 @@ int gw_http_on_req(h2o_handler_t *self, h2o_req_t *req)
     snprintf(job->req_id_hex, sizeof job->req_id_hex, "%016llX", (unsigned long long)job->req_id);
     anchor_t *anchor = h2o_mem_alloc_shared(&req->pool, sizeof *anchor, on_req_dispose);
     anchor->job = job; /* linked to the pool: on_req_dispose runs when the request is freed */
+    gw_metrics_request_begin(job);
     snprintf(job->method, sizeof job->method, "%.*s", (int)(req->method.len < 7 ? req->method.len : 7),
              req->method.base);
     job->body = req->entity;
@@ -336,6 +341,15 @@ int gw_http_on_req(h2o_handler_t *self, h2o_req_t *req)
     } else {
         job->query = cairn_strndup("", 0);
     }
+
+    /* Limits ([gateway] max_requests, max_header_size; limits.c has the rest). */
+    if (__atomic_add_fetch(&th->gw->inflight, 1, __ATOMIC_RELAXED) > th->gw->cfg.gw_max_requests)
+        return fail_now(job, "SlowDown", "Please reduce your request rate."), 0;
+    size_t hbytes = req->authority.len;
+    for (size_t i = 0; i < req->headers.size; i++)
+        hbytes += req->headers.entries[i].name->len + req->headers.entries[i].value.len;
+    if (hbytes > th->gw->cfg.gw_max_header_size)
+        return fail_now(job, "RequestHeaderSectionTooLarge", "Your request header section exceeds the maximum allowed size."), 0;
 
     /* Headers for the signature: h2o took host and content-length out of the list. */
     size_t nh = req->headers.size + 2;
@@ -362,22 +376,28 @@ int gw_http_on_req(h2o_handler_t *self, h2o_req_t *req)
                                                           strlen(clen)};
 #undef KEEP
 
-    /* Path-style addressing: /bucket/key. */
+    /* Virtual-hosted style: the bucket from Host (s3_bucket.c), the key is the
+     * whole path; else path style: /bucket/key. */
     if (plen == 0 || req->path.base[0] != '/')
         return fail_now(job, "InvalidURI", "Couldn't parse the specified URI."), 0;
     const char *p = req->path.base + 1, *end = req->path.base + plen;
-    const char *slash = memchr(p, '/', (size_t)(end - p));
-    const char *bend = slash ? slash : end;
-    size_t blen = 0;
-    char bucket_raw[3 * CAIRN_MAX_BUCKET_LEN + 1];
-    if ((size_t)(bend - p) > sizeof bucket_raw - 1)
+    int vhost = s3_vhost_bucket(th->gw->cfg.gw_domain, req->authority.base, req->authority.len, job->bucket);
+    if (vhost < 0)
         return fail_now(job, "InvalidBucketName", "The specified bucket is not valid."), 0;
-    if (cairn_uri_decode(p, (size_t)(bend - p), bucket_raw, &blen, 0) != 0)
-        return fail_now(job, "InvalidURI", "Couldn't parse the specified URI."), 0;
-    if (blen > CAIRN_MAX_BUCKET_LEN)
-        return fail_now(job, "InvalidBucketName", "The specified bucket is not valid."), 0;
-    memcpy(job->bucket, bucket_raw, blen);
-    job->bucket[blen] = '\0';
+    const char *slash = vhost ? req->path.base : memchr(p, '/', (size_t)(end - p));
+    size_t blen = vhost;
+    if (!vhost) {
+        const char *bend = slash ? slash : end;
+        char bucket_raw[3 * CAIRN_MAX_BUCKET_LEN + 1];
+        if ((size_t)(bend - p) > sizeof bucket_raw - 1)
+            return fail_now(job, "InvalidBucketName", "The specified bucket is not valid."), 0;
+        if (cairn_uri_decode(p, (size_t)(bend - p), bucket_raw, &blen, 0) != 0)
+            return fail_now(job, "InvalidURI", "Couldn't parse the specified URI."), 0;
+        if (blen > CAIRN_MAX_BUCKET_LEN)
+            return fail_now(job, "InvalidBucketName", "The specified bucket is not valid."), 0;
+        memcpy(job->bucket, bucket_raw, blen);
+        job->bucket[blen] = '\0';
+    }
     if (slash && slash + 1 < end) {
         size_t rawlen = (size_t)(end - slash - 1);
         job->key = cairn_malloc(rawlen + 1);

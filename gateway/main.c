@@ -14,6 +14,7 @@
 #include "cairn/err.h"
 #include "cairn/log.h"
 #include "gw.h"
+#include "gw_metrics.h"
 
 static void on_accept(h2o_socket_t *listener, const char *err)
 {
@@ -21,7 +22,7 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         return;
     h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
     if (sock != NULL)
-        h2o_accept(listener->data, sock);
+        gw_limits_accept(H2O_STRUCT_FROM_MEMBER(gw_thread_t, accept_ctx, listener->data), sock);
 }
 
 static void *thread_main(void *arg)
@@ -92,11 +93,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "cairn-gateway: cannot set up the cluster key or the erasure code\n");
         return 1;
     }
-    gw.place_nodes = cairn_calloc(gw.cfg.nnodes, sizeof *gw.place_nodes);
-    gw.suspect_until = cairn_calloc(gw.cfg.nnodes, sizeof *gw.suspect_until);
-    gw.probe_at = cairn_calloc(gw.cfg.nnodes, sizeof *gw.probe_at);
-    for (size_t i = 0; i < gw.cfg.nnodes; i++)
-        gw.place_nodes[i] = (cairn_place_node_t){gw.cfg.nodes[i].id, gw.cfg.nodes[i].zone, gw.cfg.nodes[i].weight};
+    if (gw_map_start(&gw) != 0) {
+        fprintf(stderr, "cairn-gateway: cannot start the cluster map thread\n");
+        return 1;
+    }
+    if (gw_metrics_start(&gw) != 0)
+        return 1; /* logged */
 
     h2o_config_init(&gw.h2o);
     gw.h2o.max_request_entity_size = gw.cfg.max_object_size;
@@ -117,7 +119,7 @@ int main(int argc, char **argv)
         return 1;
     }
     cairn_log(CAIRN_LOG_INFO, 0, "listening on %s (%d threads, %d workers, EC %d+%d, %zu nodes)", gw.cfg.gw_listen,
-              nthreads, gw.cfg.gw_workers, gw.cfg.k, gw.cfg.m, gw.cfg.nnodes);
+              nthreads, gw.cfg.gw_workers, gw.cfg.k, gw.cfg.m, gw.map.n);
     for (int i = 0; i < nthreads; i++) {
         threads[i].gw = &gw;
         if (i > 0)

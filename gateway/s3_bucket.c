@@ -1,11 +1,13 @@
 /*
  * s3_bucket.c — bucket operations and listings (worker side):
  * ListBuckets, CreateBucket, DeleteBucket, HeadBucket, GetBucketLocation,
- * ListObjects (v1) and ListObjectsV2.
+ * ListObjects (v1) and ListObjectsV2; bucket name rules, and the bucket a
+ * virtual-hosted-style Host names (called by http.c on the loop thread).
  */
 #include <ctype.h>
 #include <openssl/evp.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "cairn/err.h"
@@ -39,6 +41,41 @@ int s3_bucket_name_valid(const char *s, size_t len)
     if (len > 8 && memcmp(s + len - 8, "-s3alias", 8) == 0)
         return 0;
     return 1;
+}
+
+/* Virtual-hosted-style addressing: Host "bucket.domain[:port]" names the
+ * bucket, for the longest domain of the comma-separated list that the host
+ * ends with (case-insensitive), so "s3.localhost" is a domain and not the
+ * bucket "s3" under "localhost" when both are listed. A host equal to a
+ * domain, or under none of them (an IP address, another name), is path
+ * style. The bucket is the whole part before ".domain", dots included. */
+int s3_vhost_bucket(const char *domains, const char *host, size_t hlen, char bucket[CAIRN_MAX_BUCKET_LEN + 1])
+{
+    const char *rb = memrchr(host, ']', hlen), *colon = memrchr(host, ':', hlen);
+    if (colon && (rb == NULL || colon > rb))
+        hlen = (size_t)(colon - host); /* drop the port */
+    while (hlen > 0 && host[hlen - 1] == '.')
+        hlen--; /* "bucket.example.com." is the same name */
+    size_t best = 0; /* length of the longest matching domain */
+    int exact = 0;
+    for (const char *d = domains; *d;) {
+        const char *e = strchr(d, ',');
+        size_t dlen = e ? (size_t)(e - d) : strlen(d);
+        if (dlen > best && dlen <= hlen && strncasecmp(host + hlen - dlen, d, dlen) == 0 &&
+            (dlen == hlen || host[hlen - dlen - 1] == '.')) {
+            best = dlen;
+            exact = dlen == hlen;
+        }
+        d += dlen + (e != NULL);
+    }
+    if (best == 0 || exact)
+        return 0;
+    size_t blen = hlen - best - 1;
+    if (blen == 0 || blen > CAIRN_MAX_BUCKET_LEN)
+        return -1;
+    memcpy(bucket, host, blen);
+    bucket[blen] = '\0';
+    return (int)blen;
 }
 
 void s3_time_iso(int64_t ms, char out[64])

@@ -29,6 +29,7 @@ static const struct {
     {"InvalidBucketName", 400, "The specified bucket is not valid."},
     {"InvalidDigest", 400, "The Content-MD5 you specified is not valid."},
     {"InvalidRange", 416, "The requested range is not satisfiable"},
+    {"InvalidPartNumber", 416, "The requested partnumber is not satisfiable"},
     {"InvalidRequest", 400, "Invalid Request"},
     {"InvalidURI", 400, "Couldn't parse the specified URI."},
     {"KeyTooLongError", 400, "Your key is too long."},
@@ -64,6 +65,7 @@ static const struct {
     {"OwnershipControlsNotFoundError", 404, "The bucket ownership controls were not found"},
     {"NoSuchPublicAccessBlockConfiguration", 404, "The public access block configuration was not found"},
     {"SlowDown", 503, "Please reduce your request rate."},
+    {"RequestHeaderSectionTooLarge", 400, "Your request header section exceeds the maximum allowed size."},
 };
 
 static int find(const char *code)

@@ -28,7 +28,6 @@
 #include "s3_ext.h"
 
 #define COPY_WINDOW (64u << 20)
-#define DELETE_MAX 1000
 
 static int64_t wall_ms(void)
 {
@@ -497,43 +496,6 @@ out:
 
 /* ---- DeleteObjects ---- */
 
-typedef struct {
-    cairn_buf_t keys; /* u32 len, key, u8 bad_version; back to back */
-    size_t n;
-    int quiet;
-    int too_many, bad;
-} del_in_t;
-
-static int on_delete_item(void *arg, const char *name, const char *text, size_t tlen, const s3_xml_field_t *f,
-                          size_t nf)
-{
-    del_in_t *d = arg;
-    if (strcmp(name, "Quiet") == 0) {
-        d->quiet = tlen == 4 && strncasecmp(text, "true", 4) == 0;
-        return 0;
-    }
-    if (strcmp(name, "Object") != 0)
-        return 0;
-    const s3_xml_field_t *key = NULL, *ver = NULL;
-    for (size_t i = 0; i < nf; i++) {
-        if (strcmp(f[i].name, "Key") == 0)
-            key = &f[i];
-        else if (strcmp(f[i].name, "VersionId") == 0)
-            ver = &f[i];
-    }
-    if (key == NULL) {
-        d->bad = 1;
-        return -1;
-    }
-    if (++d->n > DELETE_MAX) {
-        d->too_many = 1;
-        return -1;
-    }
-    cairn_buf_put_bytes(&d->keys, key->text, key->len);
-    cairn_buf_put_u8(&d->keys, ver && !(ver->len == 4 && memcmp(ver->text, "null", 4) == 0));
-    return 0;
-}
-
 static void delete_objects(gw_worker_t *w, gw_job_t *job)
 {
     uint8_t sha[32], md5[16];
@@ -564,19 +526,16 @@ static void delete_objects(gw_worker_t *w, gw_job_t *job)
         s3_error_from(job, rc);
         return;
     }
-    del_in_t d;
-    memset(&d, 0, sizeof d);
-    cairn_buf_init(&d.keys);
+    s3_delete_in_t d;
     if (gw_job_body_acquire(job) != 0) {
         s3_error(job, "InternalError", "request cancelled");
-        cairn_buf_dispose(&d.keys);
         return;
     }
-    rc = s3_xml_items(job->body.base, job->body.len, "Delete", on_delete_item, &d);
+    rc = s3_xml_delete_parse(job->body.base, job->body.len, &d);
     gw_job_body_release(job);
-    if (rc != 0 || d.n == 0) {
+    if (rc != 0) {
         s3_error(job, "MalformedXML", d.too_many ? "The request must contain no more than 1000 keys." : NULL);
-        cairn_buf_dispose(&d.keys);
+        s3_delete_in_dispose(&d);
         return;
     }
     cairn_buf_t *b = &job->resp_body;
@@ -622,7 +581,7 @@ static void delete_objects(gw_worker_t *w, gw_job_t *job)
     }
     cairn_xml_close(b, "DeleteResult");
     job->status = 200;
-    cairn_buf_dispose(&d.keys);
+    s3_delete_in_dispose(&d);
 }
 
 /* ---- versioning, ACLs, tagging, configurations ---- */

@@ -18,6 +18,7 @@
 
 #include "cairn/checksum.h"
 #include "cairn/meta.h"
+#include "cairn/meta_mpu.h"
 #include "cairn/uri.h"
 #include "gw.h"
 
@@ -131,8 +132,38 @@ typedef int (*s3_xml_item_fn)(void *arg, const char *name, const char *text, siz
                               size_t nf);
 
 /* Parse an XML body whose root element is `root` (namespace prefixes are
- * ignored). Returns 0, -1 if the XML is malformed, has another root, or
- * nests deeper than root/item/field/..., or the callback's nonzero value. */
+ * ignored). Returns 0, -1 if the XML is malformed, has another root, nests
+ * deeper than root/item/field or exceeds S3_MAX_XML_BODY, or the
+ * callback's nonzero value. */
 int s3_xml_items(const char *body, size_t len, const char *root, s3_xml_item_fn fn, void *arg);
+
+#define S3_DELETE_MAX 1000 /* keys in one DeleteObjects */
+
+/* A DeleteObjects body: each <Object> as (u32 len, key, u8 bad_version)
+ * in keys (bad_version: a VersionId other than "null"). */
+typedef struct {
+    cairn_buf_t keys;
+    size_t n;
+    int quiet;
+    int too_many; /* more than S3_DELETE_MAX objects */
+    int bad;      /* an <Object> without <Key> */
+} s3_delete_in_t;
+/* 0, or -1 (malformed, no object, too many): dispose *d either way. */
+int s3_xml_delete_parse(const char *body, size_t len, s3_delete_in_t *d);
+void s3_delete_in_dispose(s3_delete_in_t *d);
+
+/* A CompleteMultipartUpload body: the parts in document order; each
+ * sel[i].etag (unquoted, not NUL-terminated) points into etags. */
+typedef struct {
+    cairn_mpu_sel_t *sel;
+    size_t n, cap;
+    cairn_buf_t etags; /* the ETags, back to back */
+    size_t *eoff;
+    int bad_number;
+} s3_parts_in_t;
+/* 0; -2 when a PartNumber is not an integer in 1..10000; -1 when malformed
+ * or without parts. Dispose *pi either way. */
+int s3_xml_complete_parse(const char *body, size_t len, s3_parts_in_t *pi);
+void s3_parts_in_dispose(s3_parts_in_t *pi);
 
 #endif

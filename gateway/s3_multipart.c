@@ -246,6 +246,35 @@ static int upload_check(gw_worker_t *w, gw_job_t *job, const uint8_t id[16], cai
 
 /* ---- CreateMultipartUpload ---- */
 
+/* The checksum type of a new upload (x-amz-checksum-type, with S3's
+ * default per algorithm): "FULL_OBJECT" (CRCs: the whole object's CRC,
+ * combined at Complete; the only type of CRC64NVME), "COMPOSITE" (the
+ * checksum of the parts' checksums; CRC32, CRC32C, SHA1, SHA256), "" when
+ * the upload has no algorithm. NULL with InvalidRequest set when the
+ * request asks for a combination S3 refuses. */
+static const char *checksum_type(gw_job_t *job, cairn_ck_alg_t alg)
+{
+    const cairn_sigv4_header_t *h = s3_header(job, "x-amz-checksum-type");
+    int full = h && h->value_len == 11 && memcmp(h->value, "FULL_OBJECT", 11) == 0;
+    int composite = h && h->value_len == 9 && memcmp(h->value, "COMPOSITE", 9) == 0;
+    const char *why = NULL;
+    if (h && !full && !composite)
+        why = "The x-amz-checksum-type header is invalid.";
+    else if (h && alg == CAIRN_CK_NONE)
+        why = "The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header.";
+    else if (full && (alg == CAIRN_CK_SHA1 || alg == CAIRN_CK_SHA256))
+        why = "The FULL_OBJECT checksum type cannot be used with the SHA1 or SHA256 checksum algorithm.";
+    else if (composite && alg == CAIRN_CK_CRC64NVME)
+        why = "The COMPOSITE checksum type cannot be used with the CRC64NVME checksum algorithm.";
+    if (why) {
+        s3_error(job, "InvalidRequest", "%s", why);
+        return NULL;
+    }
+    if (alg == CAIRN_CK_NONE)
+        return "";
+    return full || alg == CAIRN_CK_CRC64NVME ? "FULL_OBJECT" : "COMPOSITE";
+}
+
 static void mpu_create(gw_worker_t *w, gw_job_t *job)
 {
     if (s3_auth(w, job, NULL) != 0)
@@ -274,14 +303,11 @@ static void mpu_create(gw_worker_t *w, gw_job_t *job)
         const char *name = cairn_ck_name(alg);
         cairn_obj_meta_add(&sys, "x-amz-checksum-algorithm", 24, name, strlen(name));
     }
-    if ((h = s3_header(job, "x-amz-checksum-type"))) {
-        if (!(h->value_len == 9 && memcmp(h->value, "COMPOSITE", 9) == 0) &&
-            !(h->value_len == 11 && memcmp(h->value, "FULL_OBJECT", 11) == 0)) {
-            s3_error(job, "InvalidRequest", "The x-amz-checksum-type header is invalid.");
-            goto out;
-        }
-        cairn_obj_meta_add(&sys, "x-amz-checksum-type", 19, h->value, h->value_len);
-    }
+    const char *type = checksum_type(job, alg);
+    if (type == NULL)
+        goto out;
+    if (*type)
+        cairn_obj_meta_add(&sys, "x-amz-checksum-type", 19, type, strlen(type));
     h = s3_header(job, "content-type");
     uint8_t id[16];
     RAND_bytes(id, sizeof id);
@@ -305,8 +331,10 @@ static void mpu_create(gw_worker_t *w, gw_job_t *job)
     cairn_xml_elem(b, "Key", job->key, job->key_len);
     cairn_xml_elem(b, "UploadId", hex, 32);
     cairn_xml_close(b, "InitiateMultipartUploadResult");
-    if (alg != CAIRN_CK_NONE)
+    if (alg != CAIRN_CK_NONE) {
         gw_job_header(job, "x-amz-checksum-algorithm", "%s", cairn_ck_name(alg));
+        gw_job_header(job, "x-amz-checksum-type", "%s", type);
+    }
     job->status = 200;
 out:
     cairn_buf_dispose(&um);
@@ -478,59 +506,6 @@ out:
 
 /* ---- CompleteMultipartUpload ---- */
 
-typedef struct {
-    cairn_mpu_sel_t *sel;
-    size_t n, cap;
-    cairn_buf_t etags; /* the ETags, back to back */
-    size_t *eoff;
-    int bad_number;
-} parts_in_t;
-
-static int on_part(void *arg, const char *name, const char *text, size_t tlen, const s3_xml_field_t *f, size_t nf)
-{
-    parts_in_t *pi = arg;
-    if (strcmp(name, "Part") != 0)
-        return 0;
-    const char *num = NULL, *etag = NULL;
-    size_t elen = 0;
-    for (size_t i = 0; i < nf; i++) {
-        if (strcmp(f[i].name, "PartNumber") == 0)
-            num = f[i].text;
-        else if (strcmp(f[i].name, "ETag") == 0) {
-            etag = f[i].text;
-            elen = f[i].len;
-        }
-    }
-    if (num == NULL || etag == NULL)
-        return -1;
-    char *end;
-    long n = strtol(num, &end, 10);
-    if (*num == '\0' || *end != '\0' || n < 1 || n > CAIRN_MPU_MAX_PARTS) {
-        pi->bad_number = 1;
-        return -2;
-    }
-    if (pi->n == CAIRN_MPU_MAX_PARTS)
-        return -1;
-    /* ETags come quoted, maybe with blanks around: keep the hex inside. */
-    while (elen > 0 && (*etag == '"' || *etag == ' ' || *etag == '\n' || *etag == '\t' || *etag == '\r')) {
-        etag++;
-        elen--;
-    }
-    while (elen > 0 && (etag[elen - 1] == '"' || etag[elen - 1] == ' ' || etag[elen - 1] == '\n' ||
-                        etag[elen - 1] == '\t' || etag[elen - 1] == '\r'))
-        elen--;
-    if (pi->n == pi->cap) {
-        pi->cap = pi->cap ? 2 * pi->cap : 64;
-        pi->sel = cairn_realloc(pi->sel, pi->cap * sizeof *pi->sel);
-        pi->eoff = cairn_realloc(pi->eoff, pi->cap * sizeof *pi->eoff);
-    }
-    pi->eoff[pi->n] = pi->etags.len;
-    cairn_buf_append(&pi->etags, etag, elen);
-    pi->sel[pi->n] = (cairn_mpu_sel_t){(uint32_t)n, NULL, elen};
-    pi->n++;
-    return 0;
-}
-
 static void mpu_complete(gw_worker_t *w, gw_job_t *job)
 {
     uint8_t sha[32];
@@ -549,7 +524,7 @@ static void mpu_complete(gw_worker_t *w, gw_job_t *job)
         s3_error(job, "MalformedXML", NULL);
         return;
     }
-    parts_in_t pi;
+    s3_parts_in_t pi;
     memset(&pi, 0, sizeof pi);
     cairn_buf_init(&pi.etags);
     cairn_mpu_complete_t res;
@@ -558,18 +533,16 @@ static void mpu_complete(gw_worker_t *w, gw_job_t *job)
         s3_error(job, "InternalError", "request cancelled");
         goto out;
     }
-    int rc = s3_xml_items(job->body.base, job->body.len, "CompleteMultipartUpload", on_part, &pi);
+    int rc = s3_xml_complete_parse(job->body.base, job->body.len, &pi);
     gw_job_body_release(job);
-    if (pi.bad_number) {
+    if (rc == -2) {
         s3_error(job, "InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive");
         goto out;
     }
-    if (rc != 0 || pi.n == 0) {
+    if (rc != 0) {
         s3_error(job, "MalformedXML", NULL);
         goto out;
     }
-    for (size_t i = 0; i < pi.n; i++)
-        pi.sel[i].etag = (const char *)pi.etags.base + pi.eoff[i];
 
     char cond_etag[80];
     cairn_mpu_complete_req_t q = {.key = job->key, .key_len = job->key_len, .mtime_ms = wall_ms(),
@@ -613,9 +586,7 @@ static void mpu_complete(gw_worker_t *w, gw_job_t *job)
     if (res.had_old)
         s3_drop_version(w, job, &res.old);
 out:
-    free(pi.sel);
-    free(pi.eoff);
-    cairn_buf_dispose(&pi.etags);
+    s3_parts_in_dispose(&pi);
     cairn_mpu_complete_dispose(&res);
 }
 

@@ -1,6 +1,6 @@
 /*
- * s3_object.c — PutObject, GetObject (streamed, single Range), HeadObject,
- * DeleteObject (worker side).
+ * s3_object.c — PutObject, GetObject (streamed, single Range or one part
+ * by ?partNumber), HeadObject, DeleteObject (worker side).
  *
  * Order of a PUT, and why: authenticate; check the bucket (so no fragments
  * are written for a bucket that does not exist); write the fragments under a
@@ -12,6 +12,7 @@
  */
 #include <ctype.h>
 #include <openssl/evp.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -210,9 +211,71 @@ static int parse_range(const cairn_sigv4_header_t *h, uint64_t size, uint64_t *f
     return 1;
 }
 
-static void object_headers(gw_job_t *job)
+/* GetObject/HeadObject ?partNumber=N: 0 when absent, else N in [1, 10000];
+ * -1 with InvalidArgument set when malformed. */
+static int part_number(gw_job_t *job, long *n)
 {
-    const cairn_obj_rec_t *r = &job->rec;
+    char v[16];
+    size_t len = 0;
+    *n = 0;
+    int rc = cairn_query_get(job->query, job->query_len, "partNumber", v, sizeof v, &len);
+    if (rc == CAIRN_ENOTFOUND)
+        return 0;
+    char *e;
+    long x = rc == 0 && len > 0 && isdigit((unsigned char)v[0]) ? strtol(v, &e, 10) : -1;
+    if (x < 1 || x > CAIRN_MPU_MAX_PARTS || *e != '\0') {
+        s3_error(job, "InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive");
+        return -1;
+    }
+    *n = x;
+    return 0;
+}
+
+/* Bytes [*first, *end) of part n of the object. A multipart object's part
+ * n; an object of one PUT is part 1 whole (as S3 answers). 0, or -1 when
+ * there is no such part. */
+static int part_bounds(const cairn_obj_rec_t *r, long n, uint64_t *first, uint64_t *end)
+{
+    if (r->nparts == 0) {
+        *first = 0;
+        *end = r->size;
+        return n == 1 ? 0 : -1;
+    }
+    size_t off = 0;
+    uint64_t base = 0;
+    cairn_obj_part_t p;
+    for (long i = 1; cairn_obj_part_next(r->parts, r->parts_len, &off, &p); i++) {
+        if (i == n) {
+            *first = base;
+            *end = base + p.size;
+            return 0;
+        }
+        base += p.size;
+    }
+    return -1;
+}
+
+/* rec's system headers without the x-amz-checksum-* pairs, into b: a
+ * checksum describes the whole object, so a part or a range goes without. */
+static void sys_without_checksums(const cairn_obj_rec_t *r, cairn_buf_t *b)
+{
+    size_t off = 0, nl, vl;
+    const char *n, *v;
+    while (cairn_obj_meta_next(r->sys_meta, r->sys_meta_len, &off, &n, &nl, &v, &vl))
+        if (!(nl >= 15 && memcmp(n, "x-amz-checksum-", 15) == 0))
+            cairn_obj_meta_add(b, n, nl, v, vl);
+}
+
+static void object_headers(gw_job_t *job, int whole)
+{
+    cairn_obj_rec_t rec = job->rec, *r = &rec;
+    cairn_buf_t sys;
+    cairn_buf_init(&sys);
+    if (!whole) {
+        sys_without_checksums(&job->rec, &sys);
+        rec.sys_meta = sys.base;
+        rec.sys_meta_len = sys.len;
+    }
     char date[64];
     http_date(r->mtime_ms, date);
     gw_job_header(job, "etag", "\"%s\"", r->etag);
@@ -228,6 +291,7 @@ static void object_headers(gw_job_t *job)
         gw_job_header(job, name, "%.*s", (int)vl, v);
     }
     s3_sys_headers(job, r); /* s3_ext.c: content-encoding, cache-control, checksums... */
+    cairn_buf_dispose(&sys);
 }
 
 /* Read the next chunk of stripes covering job->pos into job->chunk[job->rd]. */
@@ -281,23 +345,44 @@ static void get_object(gw_worker_t *w, gw_job_t *job)
     }
     if (s3_cond_check(job, &job->rec)) /* s3_ext.c: 304 Not Modified or 412 */
         return;
-    uint64_t size = job->rec.size, first = 0, last = size ? size - 1 : 0;
-    int ranged = parse_range(header(job, "range"), size, &first, &last);
-    if (ranged < 0) {
-        s3_error(job, "InvalidRange", NULL);
-        gw_job_header(job, "content-range", "bytes */%llu", (unsigned long long)size);
+    long pn;
+    if (part_number(job, &pn) != 0)
         return;
+    uint64_t size = job->rec.size, first = 0, last = size ? size - 1 : 0;
+    int ranged;
+    if (pn) { /* a part is a range: 206 and Content-Range, but for an empty one */
+        uint64_t pend;
+        if (header(job, "range")) {
+            s3_error(job, "InvalidRequest", "Cannot specify both Range header and partNumber query parameter.");
+            return;
+        }
+        if (part_bounds(&job->rec, pn, &first, &pend) != 0) {
+            s3_error(job, "InvalidPartNumber", "The requested partnumber is not satisfiable");
+            return;
+        }
+        if (job->rec.nparts)
+            gw_job_header(job, "x-amz-mp-parts-count", "%u", job->rec.nparts);
+        ranged = pend > first;
+        last = ranged ? pend - 1 : first;
+        size = ranged ? size : first; /* an empty part: nothing to send */
+    } else {
+        ranged = parse_range(header(job, "range"), size, &first, &last);
+        if (ranged < 0) {
+            s3_error(job, "InvalidRange", NULL);
+            gw_job_header(job, "content-range", "bytes */%llu", (unsigned long long)size);
+            return;
+        }
     }
-    object_headers(job);
+    object_headers(job, ranged == 0 && !(pn && job->rec.nparts));
     job->status = 200;
-    job->pos = 0;
+    job->pos = pn ? first : 0;
     job->end = size;
     if (ranged > 0) {
         job->status = 206;
         job->pos = first;
         job->end = last + 1;
         gw_job_header(job, "content-range", "bytes %llu-%llu/%llu", (unsigned long long)first,
-                      (unsigned long long)last, (unsigned long long)size);
+                      (unsigned long long)last, (unsigned long long)job->rec.size);
     }
     if (job->is_head || job->end == job->pos)
         return;

@@ -2,14 +2,18 @@
  * s3_xmlin.c — XML request bodies (CompleteMultipartUpload, DeleteObjects)
  * with expat. The bodies S3 takes are flat lists: a root, items, and leaf
  * fields in each item. The parser keeps the texts of the current item only,
- * so memory stays O(one item) whatever the number of items.
+ * so memory stays O(one item) whatever the number of items. The readers of
+ * the two bodies are here too, as pure functions (fuzzed by
+ * tests/fuzz/fuzz_s3xml.c).
  *
  * expat decodes entities and character references and rejects malformed
  * documents; a DOCTYPE is refused outright, so no entity expansion (the
  * "billion laughs") can run.
  */
 #include <expat.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cairn/buf.h"
 #include "cairn/err.h"
@@ -52,6 +56,10 @@ static void XMLCALL on_start(void *data, const XML_Char *name, const XML_Char **
     xp_t *x = data;
     const char *n = local_name(name);
     x->depth++;
+    if (x->depth > 3) {
+        stop(x, -1); /* root/item/field is as deep as S3 bodies go */
+        return;
+    }
     if (x->depth == 1) {
         if (strcmp(n, x->root) != 0)
             stop(x, -1);
@@ -136,4 +144,118 @@ int s3_xml_items(const char *body, size_t len, const char *root, s3_xml_item_fn 
     cairn_buf_dispose(&x.item_text);
     cairn_buf_dispose(&x.store);
     return rc;
+}
+
+/* ---- DeleteObjects ---- */
+
+static int on_delete_item(void *arg, const char *name, const char *text, size_t tlen, const s3_xml_field_t *f,
+                          size_t nf)
+{
+    s3_delete_in_t *d = arg;
+    if (strcmp(name, "Quiet") == 0) {
+        d->quiet = tlen == 4 && strncasecmp(text, "true", 4) == 0;
+        return 0;
+    }
+    if (strcmp(name, "Object") != 0)
+        return 0;
+    const s3_xml_field_t *key = NULL, *ver = NULL;
+    for (size_t i = 0; i < nf; i++) {
+        if (strcmp(f[i].name, "Key") == 0)
+            key = &f[i];
+        else if (strcmp(f[i].name, "VersionId") == 0)
+            ver = &f[i];
+    }
+    if (key == NULL) {
+        d->bad = 1;
+        return -1;
+    }
+    if (++d->n > S3_DELETE_MAX) {
+        d->too_many = 1;
+        return -1;
+    }
+    cairn_buf_put_bytes(&d->keys, key->text, key->len);
+    cairn_buf_put_u8(&d->keys, ver && !(ver->len == 4 && memcmp(ver->text, "null", 4) == 0));
+    return 0;
+}
+
+int s3_xml_delete_parse(const char *body, size_t len, s3_delete_in_t *d)
+{
+    memset(d, 0, sizeof *d);
+    cairn_buf_init(&d->keys);
+    int rc = s3_xml_items(body, len, "Delete", on_delete_item, d);
+    return rc != 0 || d->n == 0 ? -1 : 0;
+}
+
+void s3_delete_in_dispose(s3_delete_in_t *d)
+{
+    cairn_buf_dispose(&d->keys);
+}
+
+/* ---- CompleteMultipartUpload ---- */
+
+static int on_part(void *arg, const char *name, const char *text, size_t tlen, const s3_xml_field_t *f, size_t nf)
+{
+    s3_parts_in_t *pi = arg;
+    if (strcmp(name, "Part") != 0)
+        return 0;
+    const char *num = NULL, *etag = NULL;
+    size_t elen = 0;
+    for (size_t i = 0; i < nf; i++) {
+        if (strcmp(f[i].name, "PartNumber") == 0)
+            num = f[i].text;
+        else if (strcmp(f[i].name, "ETag") == 0) {
+            etag = f[i].text;
+            elen = f[i].len;
+        }
+    }
+    if (num == NULL || etag == NULL)
+        return -1;
+    char *end;
+    long n = strtol(num, &end, 10);
+    if (*num == '\0' || *end != '\0' || n < 1 || n > CAIRN_MPU_MAX_PARTS) {
+        pi->bad_number = 1;
+        return -2;
+    }
+    if (pi->n == CAIRN_MPU_MAX_PARTS)
+        return -1;
+    /* ETags come quoted, maybe with blanks around: keep the hex inside. */
+    while (elen > 0 && (*etag == '"' || *etag == ' ' || *etag == '\n' || *etag == '\t' || *etag == '\r')) {
+        etag++;
+        elen--;
+    }
+    while (elen > 0 && (etag[elen - 1] == '"' || etag[elen - 1] == ' ' || etag[elen - 1] == '\n' ||
+                        etag[elen - 1] == '\t' || etag[elen - 1] == '\r'))
+        elen--;
+    if (pi->n == pi->cap) {
+        pi->cap = pi->cap ? 2 * pi->cap : 64;
+        pi->sel = cairn_realloc(pi->sel, pi->cap * sizeof *pi->sel);
+        pi->eoff = cairn_realloc(pi->eoff, pi->cap * sizeof *pi->eoff);
+    }
+    pi->eoff[pi->n] = pi->etags.len;
+    cairn_buf_append(&pi->etags, etag, elen);
+    pi->sel[pi->n] = (cairn_mpu_sel_t){(uint32_t)n, NULL, elen};
+    pi->n++;
+    return 0;
+}
+
+int s3_xml_complete_parse(const char *body, size_t len, s3_parts_in_t *pi)
+{
+    memset(pi, 0, sizeof *pi);
+    cairn_buf_init(&pi->etags);
+    int rc = s3_xml_items(body, len, "CompleteMultipartUpload", on_part, pi);
+    if (pi->bad_number)
+        return -2;
+    if (rc != 0 || pi->n == 0)
+        return -1;
+    for (size_t i = 0; i < pi->n; i++)
+        pi->sel[i].etag = (const char *)pi->etags.base + pi->eoff[i];
+    return 0;
+}
+
+void s3_parts_in_dispose(s3_parts_in_t *pi)
+{
+    free(pi->sel);
+    free(pi->eoff);
+    cairn_buf_dispose(&pi->etags);
+    memset(pi, 0, sizeof *pi);
 }

@@ -33,25 +33,21 @@ int gw_worker_init(gw_worker_t *w, gw_t *gw)
     memset(w, 0, sizeof *w);
     w->gw = gw;
     cairn_meta_client_init(&w->meta, cfg->meta_addr, gw->key, cfg->io_timeout_ms);
-    w->nodes = cairn_calloc(cfg->nnodes, sizeof *w->nodes);
-    for (size_t i = 0; i < cfg->nnodes; i++)
-        cairn_conn_init(&w->nodes[i], cfg->nodes[i].addr, gw->key, cfg->io_timeout_ms);
     cairn_buf_init(&w->scratch);
     cairn_buf_init(&w->probe);
     w->leg_bufs = cairn_calloc(CAIRN_MAX_FRAGS, sizeof *w->leg_bufs);
     w->parity = cairn_malloc((size_t)(cfg->m ? cfg->m : 1) * cfg->block_size);
     w->pad = cairn_malloc((size_t)cfg->k * cfg->block_size);
     w->rebuild = cairn_malloc(nfrag * cfg->block_size);
-    w->place_scratch = cairn_malloc(cairn_place_scratch_size(cfg->nnodes));
+    w->place_scratch = cairn_malloc(cairn_map_scratch_size());
     return 0;
 }
 
 void gw_worker_dispose(gw_worker_t *w)
 {
     cairn_meta_client_dispose(&w->meta);
-    for (size_t i = 0; i < w->gw->cfg.nnodes; i++)
+    for (size_t i = 0; i < w->nconns; i++)
         cairn_conn_dispose(&w->nodes[i]);
-    free(w->nodes);
     for (int i = 0; i < CAIRN_MAX_FRAGS; i++)
         cairn_buf_dispose(&w->leg_bufs[i]);
     free(w->leg_bufs);
@@ -68,14 +64,9 @@ void gw_worker_dispose(gw_worker_t *w)
 #define PROBE_TIMEOUT_MS 300   /* a probe slower than this leaves the node suspect */
 #define READ_TIMEOUT_MS 2000    /* a fragment read slower than this is read from parity instead */
 
-/* Index in cfg.nodes of the node with stable id `id`, or -1. */
-static int node_index(gw_worker_t *w, uint32_t id)
-{
-    for (size_t i = 0; i < w->gw->cfg.nnodes; i++)
-        if (w->gw->cfg.nodes[i].id == id)
-            return (int)i;
-    return -1;
-}
+/* The slot of the node with stable id `id` (map.c), or -1 when it may not
+ * be read (out, or gone from the map). */
+static int node_index(gw_worker_t *w, uint32_t id) { return gw_map_slot(w->gw, id); }
 
 static int is_suspect(gw_worker_t *w, int idx)
 {
@@ -104,7 +95,7 @@ static int node_usable(gw_worker_t *w, int idx)
     if (now - last < PROBE_MS ||
         !__atomic_compare_exchange_n(&w->gw->probe_at[idx], &last, now, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
         return 0;
-    cairn_conn_t *c = &w->nodes[idx];
+    cairn_conn_t *c = gw_conn(w, idx);
     int saved = c->timeout_ms;
     int32_t status = 0;
     c->timeout_ms = PROBE_TIMEOUT_MS;
@@ -138,13 +129,13 @@ int gw_store_put(gw_worker_t *w, gw_job_t *job, int want_sha256, gw_put_result_t
     gw_t *gw = w->gw;
     const int k = gw->cfg.k, m = gw->cfg.m, n = k + m;
     const uint32_t B = gw->cfg.block_size;
-    uint32_t pick[CAIRN_MAX_FRAGS];
+    int pick[CAIRN_MAX_FRAGS];
     cairn_conn_t *legs[CAIRN_MAX_FRAGS];
     int ok[CAIRN_MAX_FRAGS];
     int rc = 0;
 
     RAND_bytes(out->oid, sizeof out->oid);
-    if (cairn_place_pick(out->oid, gw->place_nodes, gw->cfg.nnodes, n, w->place_scratch, pick) < n)
+    if (gw_map_pick(w, out->oid, n, pick, out->nodes) < n)
         return CAIRN_EUNAVAIL;
 
     cairn_frag_hdr_t fh = {.k = (uint8_t)k, .m = (uint8_t)m, .block_size = B, .object_size = job->body.len};
@@ -155,12 +146,11 @@ int gw_store_put(gw_worker_t *w, gw_job_t *job, int want_sha256, gw_put_result_t
     const int need = m > 0 ? k + 1 : k;
     int usable[CAIRN_MAX_FRAGS], nusable = 0;
     for (int i = 0; i < n; i++)
-        nusable += usable[i] = node_usable(w, (int)pick[i]);
+        nusable += usable[i] = node_usable(w, pick[i]);
     int alive = 0;
     for (int i = 0; i < n; i++) {
         uint8_t hdr[CAIRN_FRAG_HDR_SIZE];
-        out->nodes[i] = gw->cfg.nodes[pick[i]].id;
-        legs[i] = &w->nodes[pick[i]];
+        legs[i] = gw_conn(w, pick[i]);
         fh.index = (uint8_t)i;
         cairn_frag_hdr_encode(&fh, hdr);
         struct iovec iov = {hdr, sizeof hdr};
@@ -169,7 +159,7 @@ int gw_store_put(gw_worker_t *w, gw_job_t *job, int want_sha256, gw_put_result_t
             rc1 = cairn_conn_stream_write(legs[i], &iov, 1);
         ok[i] = rc1 == 0;
         if (!ok[i]) {
-            note_failure(w, (int)pick[i], rc1);
+            note_failure(w, pick[i], rc1);
             cairn_log(CAIRN_LOG_WARN, job->req_id, "fragment %d: node %u (%s) unavailable: %s", i, out->nodes[i],
                       legs[i]->addr, cairn_strerror(rc1));
         }
@@ -280,38 +270,6 @@ int gw_store_put(gw_worker_t *w, gw_job_t *job, int want_sha256, gw_put_result_t
     return rc;
 }
 
-/* Check one FRAG_GET answer: header matches the record, every block's sum
- * matches. 0, or CAIRN_ECORRUPT / CAIRN_EPROTO. */
-static int check_leg(const cairn_obj_rec_t *rec, const cairn_frag_hdr_t *want, int index, uint64_t first, uint32_t n,
-                     const cairn_buf_t *b)
-{
-    cairn_frag_hdr_t h;
-    if (b->len < CAIRN_FRAG_HDR_SIZE || cairn_frag_hdr_decode(b->base, &h) != 0)
-        return CAIRN_ECORRUPT;
-    if (memcmp(h.oid, rec->oid, 16) != 0 || h.index != index || h.k != want->k || h.m != want->m ||
-        h.block_size != want->block_size || h.object_size != want->object_size)
-        return CAIRN_ECORRUPT;
-    size_t off = CAIRN_FRAG_HDR_SIZE;
-    for (uint32_t i = 0; i < n; i++) {
-        size_t L = cairn_frag_block_len(&h, first + i);
-        if (b->len - off < L + CAIRN_FRAG_SUM_SIZE)
-            return CAIRN_EPROTO;
-        if (cairn_frag_sum(b->base + off, L) != cairn_le64_get(b->base + off + L))
-            return CAIRN_ECORRUPT;
-        off += L + CAIRN_FRAG_SUM_SIZE;
-    }
-    return off == b->len ? 0 : CAIRN_EPROTO;
-}
-
-/* Pointer to block `i` (relative stripe) inside a checked leg response. */
-static const uint8_t *leg_block(const cairn_frag_hdr_t *h, const cairn_buf_t *b, uint64_t first, uint32_t i)
-{
-    size_t off = CAIRN_FRAG_HDR_SIZE;
-    for (uint32_t j = 0; j < i; j++)
-        off += cairn_frag_block_len(h, first + j) + CAIRN_FRAG_SUM_SIZE;
-    return b->base + off;
-}
-
 int gw_store_read(gw_worker_t *w, uint64_t req_id, const cairn_obj_rec_t *rec, uint64_t first, uint32_t n,
                   uint8_t *out)
 {
@@ -328,7 +286,7 @@ int gw_store_read(gw_worker_t *w, uint64_t req_id, const cairn_obj_rec_t *rec, u
      * healthy parity, then suspect nodes as a last resort. */
     for (int i = 0; i < nf; i++) {
         idx[i] = node_index(w, rec->nodes[i]);
-        conns[i] = idx[i] < 0 ? NULL : &w->nodes[idx[i]];
+        conns[i] = gw_conn(w, idx[i]);
     }
     for (int pass = 0; pass < 2; pass++)
         for (int i = 0; i < nf; i++)
@@ -367,7 +325,7 @@ int gw_store_read(gw_worker_t *w, uint64_t req_id, const cairn_obj_rec_t *rec, u
             else if (status != 0)
                 rc = status;
             else
-                rc = check_leg(rec, &fh, i, first, n, &w->leg_bufs[i]);
+                rc = cairn_frag_read_check(&fh, (unsigned)i, first, n, w->leg_bufs[i].base, w->leg_bufs[i].len);
             if (rc == 0) {
                 present[i] = 1;
                 have++;
@@ -395,7 +353,7 @@ int gw_store_read(gw_worker_t *w, uint64_t req_id, const cairn_obj_rec_t *rec, u
             for (int i = 0; i < nf; i++) {
                 frags[i] = w->rebuild + (size_t)i * L;
                 if (present[i])
-                    memcpy(frags[i], leg_block(&fh, &w->leg_bufs[i], first, s), L);
+                    memcpy(frags[i], cairn_frag_read_block(&fh, w->leg_bufs[i].base, first, s), L);
             }
             int rc = cairn_ec_reconstruct(w->gw->ec, L, frags, present);
             if (rc != 0)
@@ -404,7 +362,7 @@ int gw_store_read(gw_worker_t *w, uint64_t req_id, const cairn_obj_rec_t *rec, u
                 blocks[i] = frags[i];
         } else {
             for (int i = 0; i < k; i++)
-                blocks[i] = leg_block(&fh, &w->leg_bufs[i], first, s);
+                blocks[i] = cairn_frag_read_block(&fh, w->leg_bufs[i].base, first, s);
         }
         uint64_t left = sbytes;
         for (int i = 0; i < k && left > 0; i++) {
@@ -428,7 +386,7 @@ int gw_store_delete(gw_worker_t *w, uint64_t req_id, const cairn_obj_rec_t *rec)
     int idx[CAIRN_MAX_FRAGS];
     for (int i = 0; i < nf; i++) {
         idx[i] = node_index(w, rec->nodes[i]);
-        cairn_conn_t *c = node_usable(w, idx[i]) ? &w->nodes[idx[i]] : NULL;
+        cairn_conn_t *c = node_usable(w, idx[i]) ? gw_conn(w, idx[i]) : NULL;
         body[16] = (uint8_t)i;
         struct iovec iov = {body, sizeof body};
         int rc = c ? cairn_conn_send(c, CAIRN_OP_FRAG_DELETE, req_id, &iov, 1) : CAIRN_EUNAVAIL;

@@ -471,7 +471,7 @@ void meta_cmd_replica_put(cairn_buf_t *cmd, uint64_t id, const char *addr, const
 
 /* A command was decoded completely: no read past the end, and what is left
  * is the zero padding to a multiple of 8. */
-static int cmd_done(const cairn_dec_t *d, size_t total)
+int meta__cmd_done(const cairn_dec_t *d, size_t total)
 {
     if (d->err || total % 8 != 0 || cairn_dec_left(d) >= 8)
         return 0;
@@ -480,6 +480,8 @@ static int cmd_done(const cairn_dec_t *d, size_t total)
             return 0;
     return 1;
 }
+
+static int cmd_done(const cairn_dec_t *d, size_t total) { return meta__cmd_done(d, total); }
 
 /* Each command handler returns an internal error (LMDB or cairn code: the
  * transaction is then abandoned) and sets *status for command-level
@@ -811,6 +813,8 @@ static int run_cmd(meta_fsm_t *f, MDB_txn *txn, const uint8_t *cmd, size_t len, 
     default:
         if (type >= META_CMD_MPU_FIRST && type <= META_CMD_MPU_LAST)
             return meta__mpu_cmd(f, txn, type, &d, len, res, status);
+        if (type >= META_CMD_MAP_FIRST && type <= META_CMD_MAP_LAST)
+            return meta__map_cmd(f, txn, type, &d, len, res, status);
         *status = CAIRN_EPROTO;
         return 0;
     }
@@ -1374,6 +1378,79 @@ int meta_fsm_gc_list(meta_fsm_t *f, const uint8_t after[16], uint32_t max, cairn
     return 0;
 }
 
+/* ---- scan (rebalance, repair, garbage collection) ---- */
+
+int meta_fsm_obj_scan(meta_fsm_t *f, int table, const uint8_t *after, size_t after_len, uint32_t max, cairn_buf_t *out)
+{
+    if (max > META_FSM_MAX_LIST)
+        max = META_FSM_MAX_LIST;
+    if (after_len > LKEY_MAX || table < CAIRN_SCAN_OBJECTS || table > CAIRN_SCAN_GC)
+        return CAIRN_EINVAL;
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    int rc = rd_begin(f, &txn);
+    if (rc)
+        return rc;
+    MDB_dbi dbi = table == CAIRN_SCAN_OBJECTS ? f->objects : table == CAIRN_SCAN_PARTS ? f->parts : f->gc;
+    if ((rc = mdb_cursor_open(txn, dbi, &cur)) != 0) {
+        rd_end(f, txn);
+        return to_err(rc);
+    }
+    size_t start = out->len;
+    uint32_t n = 0;
+    cairn_buf_put_u32(out, 0);
+    MDB_val k = {after_len, (void *)after}, v, last = {0, NULL};
+    if (after_len == 0)
+        rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    else if ((rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE)) == 0 && k.mv_size == after_len &&
+             memcmp(k.mv_data, after, after_len) == 0)
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    for (; rc == 0 && n < max; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        const uint8_t *kp = k.mv_data, *zero = memchr(kp, '\0', k.mv_size), *key, *rec;
+        size_t klen, rlen;
+        if (table != CAIRN_SCAN_OBJECTS) { /* no bucket: the key is the LMDB key */
+            cairn_buf_put_bytes(out, NULL, 0);
+            cairn_buf_put_bytes(out, kp, k.mv_size);
+            cairn_buf_put_bytes(out, v.mv_data, v.mv_size);
+            last = k;
+            n++;
+            continue;
+        }
+        if (zero == NULL || zero == kp) {
+            rc = CAIRN_ECORRUPT;
+            break;
+        }
+        size_t blen = (size_t)(zero - kp);
+        if (k.mv_size - blen - 1 == LONG_PART) {
+            if ((rc = long_val(&v, &key, &klen, &rec, &rlen)) != 0)
+                break;
+        } else {
+            key = zero + 1, klen = k.mv_size - blen - 1, rec = v.mv_data, rlen = v.mv_size;
+        }
+        cairn_buf_put_bytes(out, kp, blen);
+        cairn_buf_put_bytes(out, key, klen);
+        cairn_buf_put_bytes(out, rec, rlen);
+        last = k;
+        n++;
+    }
+    int more = rc == 0;
+    if (rc == 0 || rc == MDB_NOTFOUND) {
+        cairn_buf_put_u8(out, (uint8_t)more);
+        if (n > 0)
+            cairn_buf_put_bytes(out, last.mv_data, last.mv_size);
+        else
+            cairn_buf_put_bytes(out, after, after_len);
+    }
+    mdb_cursor_close(cur);
+    rd_end(f, txn);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        out->len = start;
+        return to_err(rc);
+    }
+    cairn_le32_put(out->base + start, n);
+    return 0;
+}
+
 /* ---- replicas ---- */
 
 int meta_fsm_replica_get(meta_fsm_t *f, uint64_t id, char addr[128], char raft_addr[128])
@@ -1513,6 +1590,7 @@ MDB_dbi meta__dbi(meta_fsm_t *f, int which)
     switch (which) {
     case META__DB_GC: return f->gc;
     case META__DB_UPLOADS: return f->uploads;
+    case META__DB_SYS: return f->sys;
     default: return f->parts;
     }
 }

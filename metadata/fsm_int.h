@@ -12,11 +12,16 @@
 
 #include "cairn/buf.h"
 #include "fsm.h"
+#include "fsm_map.h"
 #include "fsm_mpu.h"
 
 /* ---- from fsm.c ---- */
 
-enum { META__DB_GC, META__DB_UPLOADS, META__DB_PARTS };
+/* A command decoded completely: no read past its end, only its zero
+ * padding (< 8 bytes) left. */
+int meta__cmd_done(const cairn_dec_t *d, size_t total);
+
+enum { META__DB_GC, META__DB_UPLOADS, META__DB_PARTS, META__DB_SYS };
 MDB_dbi meta__dbi(meta_fsm_t *f, int which);
 /* A read-only transaction under the fsm's shared lock (rd_begin/rd_end of fsm.c). */
 int meta__rd_begin(meta_fsm_t *f, MDB_txn **txn);
@@ -39,5 +44,11 @@ int meta__mpu_cmd(meta_fsm_t *f, MDB_txn *txn, int type, cairn_dec_t *d, size_t 
                   int *status);
 /* *busy = whether the bucket has uploads in progress. */
 int meta__mpu_bucket_busy(meta_fsm_t *f, MDB_txn *txn, const void *b, size_t bl, int *busy);
+
+/* ---- from fsm_map.c ---- */
+
+/* Run a META_CMD_MAP_* command (type already read from d). */
+int meta__map_cmd(meta_fsm_t *f, MDB_txn *txn, int type, cairn_dec_t *d, size_t len, cairn_buf_t *res,
+                  int *status);
 
 #endif

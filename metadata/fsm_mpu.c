@@ -41,16 +41,7 @@ void meta_cmd_mpu(cairn_buf_t *cmd, int type, const uint8_t *body, size_t len)
     cairn_buf_append(cmd, zero, (8 - cmd->len % 8) % 8);
 }
 
-/* Decoded completely: no read past the end, only zero padding (< 8 bytes) left. */
-static int cmd_done(const cairn_dec_t *d, size_t total)
-{
-    if (d->err || total % 8 != 0 || cairn_dec_left(d) >= 8)
-        return 0;
-    for (const uint8_t *p = d->p; p < d->end; p++)
-        if (*p)
-            return 0;
-    return 1;
-}
+static int cmd_done(const cairn_dec_t *d, size_t total) { return meta__cmd_done(d, total); }
 
 static int bucket_ok(const void *b, size_t n) { return n >= 1 && n <= CAIRN_MAX_BUCKET_LEN && !memchr(b, '\0', n); }
 
@@ -354,10 +345,13 @@ static const char *sys_find(const uint8_t *p, size_t len, const char *name, size
 }
 
 /* The completed object's system headers: the upload's, and, when the upload
- * named a checksum algorithm (x-amz-checksum-algorithm, not of type
- * FULL_OBJECT) and every chosen part carries that checksum, S3's COMPOSITE
- * checksum: the algorithm over the parts' raw checksums, then "-N". Reads
- * only; called before any write of the transaction. */
+ * named a checksum algorithm (x-amz-checksum-algorithm) and every chosen
+ * part carries that checksum, the object's checksum of the upload's type
+ * (x-amz-checksum-type, which the gateway always sets):
+ *   COMPOSITE    the algorithm over the parts' raw checksums, then "-N";
+ *   FULL_OBJECT  (CRCs only) the CRC of the whole object, combined from the
+ *                parts' CRCs and sizes (cairn_crc_combine), no suffix.
+ * Reads only; called before any write of the transaction. */
 static int complete_sys_meta(meta_fsm_t *f, MDB_txn *txn, const uint8_t id[ID_LEN], const sel_t *sel, size_t n,
                              const cairn_mpu_rec_t *u, cairn_buf_t *out)
 {
@@ -370,7 +364,10 @@ static int complete_sys_meta(meta_fsm_t *f, MDB_txn *txn, const uint8_t id[ID_LE
     const char *an = sys_find(u->sys_meta, u->sys_meta_len, "x-amz-checksum-algorithm", &al);
     const char *ty = sys_find(u->sys_meta, u->sys_meta_len, "x-amz-checksum-type", &tl);
     cairn_ck_alg_t alg = an ? cairn_ck_from_name(an, al) : CAIRN_CK_NONE;
-    if (alg == CAIRN_CK_NONE || (ty && !(tl == 9 && memcmp(ty, "COMPOSITE", 9) == 0)))
+    int full = ty && tl == 11 && memcmp(ty, "FULL_OBJECT", 11) == 0;
+    int is_crc = alg == CAIRN_CK_CRC32 || alg == CAIRN_CK_CRC32C || alg == CAIRN_CK_CRC64NVME;
+    uint64_t crc = 0;
+    if (alg == CAIRN_CK_NONE || (ty && !full && !(tl == 9 && memcmp(ty, "COMPOSITE", 9) == 0)) || (full && !is_crc))
         return 0;
     const char *hn = cairn_ck_header(alg);
     cairn_ck_t ck;
@@ -387,6 +384,12 @@ static int complete_sys_meta(meta_fsm_t *f, MDB_txn *txn, const uint8_t id[ID_LE
         if (rc)
             break;
         const char *pc = sys_find(pr.sys_meta, pr.sys_meta_len, hn, &vl);
+        if (full) {
+            uint64_t pcrc = 0;
+            ok = pc && cairn_ck_crc_decode(alg, pc, vl, &pcrc) == 0;
+            crc = i == 0 ? pcrc : cairn_crc_combine(alg, crc, pcrc, pr.size);
+            continue;
+        }
         int dl = pc && vl > 0 && vl % 4 == 0 && vl <= 44 ? EVP_DecodeBlock(raw, (const uint8_t *)pc, (int)vl) : -1;
         if (dl <= 0) {
             ok = 0;
@@ -400,7 +403,11 @@ static int complete_sys_meta(meta_fsm_t *f, MDB_txn *txn, const uint8_t id[ID_LE
     }
     char val[CAIRN_CK_B64_MAX + 16];
     size_t len = cairn_ck_final(&ck, val);
-    if (rc == 0 && ok) {
+    if (rc == 0 && ok && full) {
+        len = cairn_ck_crc_encode(alg, crc, val);
+        cairn_obj_meta_add(out, hn, strlen(hn), val, len);
+        cairn_obj_meta_add(out, "x-amz-checksum-type", 19, "FULL_OBJECT", 11);
+    } else if (rc == 0 && ok) {
         len += (size_t)snprintf(val + len, sizeof val - len, "-%zu", n);
         cairn_obj_meta_add(out, hn, strlen(hn), val, len);
         cairn_obj_meta_add(out, "x-amz-checksum-type", 19, "COMPOSITE", 9);

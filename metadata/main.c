@@ -44,6 +44,7 @@
 #include "cairn/srv.h"
 #include "cairn/wire.h"
 #include "fsm.h"
+#include "meta_metrics.h"
 #include "raft_glue.h"
 #include "rpc.h"
 
@@ -224,6 +225,7 @@ int main(int argc, char **argv)
     cairn_srv_t *srv = NULL;
     int lfd = -1, ensure_started = 0, sig = 0;
     ensure_t ensure = {.cfg = &cfg};
+    static meta_metrics_t metrics; /* zero until started: stopping it is then a no-op */
     pthread_mutex_init(&ensure.mu, NULL);
     /* The log is the durable copy: LMDB commits without fsync. */
     int rc = meta_fsm_create(data, META_FSM_NOSYNC, &fsm);
@@ -244,6 +246,9 @@ int main(int argc, char **argv)
     if ((rc = meta_log_create(fsm, &lo, &log)) != 0)
         goto out; /* logged */
     meta_rpc_t rpc = {.fsm = fsm, .log = log};
+    /* Before waiting for a leader, so /health can tell why it is not ready. */
+    if (meta_metrics_start(&metrics, me ? me->admin_addr : NULL, (uint64_t)id, &rpc) != 0)
+        goto out; /* logged */
     ensure.rpc = &rpc;
     if ((rc = pthread_create(&ensure.thread, NULL, run_ensure, &ensure)) != 0) {
         cairn_log(CAIRN_LOG_ERROR, 0, "pthread_create: %s", strerror(rc));
@@ -279,7 +284,8 @@ int main(int argc, char **argv)
         cairn_log(CAIRN_LOG_ERROR, 0, "listen on %s: %s", listen_addr, cairn_strerror(lfd));
         goto out;
     }
-    rc = cairn_srv_create(lfd, key, meta_rpc_routes, meta_rpc_nroutes, &rpc, cfg.io_timeout_ms, &srv);
+    rc = cairn_srv_create(lfd, key, cairn_srv_metrics_routes(metrics.srv), meta_rpc_nroutes, metrics.srv,
+                          cfg.io_timeout_ms, &srv);
     if (rc != 0) {
         cairn_log(CAIRN_LOG_ERROR, 0, "server: %s", cairn_strerror(rc));
         goto out;
@@ -315,6 +321,7 @@ out:
     if (ensure_started)
         pthread_join(ensure.thread, NULL);
     cairn_srv_destroy(srv); /* waits for the connection threads */
+    meta_metrics_stop(&metrics); /* its scrapes read the log */
     if (lfd >= 0)
         close(lfd);
     meta_log_destroy(log);

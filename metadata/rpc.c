@@ -8,6 +8,7 @@
  * every replica.
  */
 #include "rpc.h"
+#include "rpc_map.h"
 #include "rpc_mpu.h"
 
 #include <pthread.h>
@@ -389,6 +390,7 @@ const cairn_srv_route_t meta_rpc_routes[] = {
     {CAIRN_OP_META_MEMBER_REMOVE, 0, on_member_remove},
     {CAIRN_OP_META_TRANSFER, 0, on_transfer},
     META_RPC_MPU_ROUTES, /* multipart uploads: rpc_mpu.c */
+    META_RPC_MAP_ROUTES, /* cluster map, scans, job state: rpc_map.c */
 };
 const size_t meta_rpc_nroutes = sizeof meta_rpc_routes / sizeof meta_rpc_routes[0];
 

@@ -6,6 +6,10 @@
  *   DIR/frags/ab/abcdef...(32 hex).i   one file per fragment (frag.h format),
  *                                       fanned out by the first oid byte
  *   DIR/tmp/                            writes in progress; emptied at open
+ *   DIR/quarantine/<32 hex>.i.<ms>.<r>  fragments found bad (created on first
+ *                                       use): r is the CAIRN_BAD_* reason,
+ *                                       ms the wall-clock time it was found
+ *   DIR/scrub.state                     the scrubber's progress (scrub.h)
  *
  * Durability: a put writes the whole file under DIR/tmp, verifies every
  * block checksum and the frame MAC, fsyncs the file, renames it into place
@@ -18,6 +22,27 @@
  * Reads verify the header checksum and each block's XXH3 before returning
  * bytes, so corruption on disk becomes CAIRN_ECORRUPT (logged) rather than
  * wrong data.
+ *
+ * Quarantine. A fragment found bad (a header that does not parse, a block
+ * checksum mismatch, a file shorter or longer than its header implies, a
+ * read that fails with EIO), whether by a read or by the scrubber, is
+ * renamed into DIR/quarantine/ and put on the node's bad list, which
+ * NODE_BAD_LIST reports so that a repair can rebuild it. The request that
+ * finds the damage gets CAIRN_ECORRUPT; from then on FRAG_STAT answers
+ * CAIRN_ENOTFOUND, FRAG_LIST and NODE_INFO leave it out, and FRAG_GET
+ * answers CAIRN_ENOTFOUND when the quarantined header is bad, else serves
+ * the stripes that still verify from the quarantined copy (CAIRN_ECORRUPT
+ * for a range touching a bad one): an object damaged in different stripes
+ * of more than m fragments stays readable stripe by stripe until repaired.
+ * A FRAG_PUT of the same (oid, index), a repair, takes it off the bad list;
+ * a FRAG_DELETE removes the quarantined copies too; otherwise they are
+ * removed after CAIRN_SCRUB_KEEP_MS (7 days, see scrub.h).
+ * The quarantine directory is the persistent bad list: one rename records
+ * an entry atomically, and open rebuilds the list from the names (the
+ * newest copy of each fragment is listed unless a live file exists, which
+ * means it was put again). The rename happens only if the file at the path
+ * is still the one found bad, so a put racing with the discovery is never
+ * quarantined by mistake.
  *
  * Thread safety: every call may run on many threads at once (one per
  * connection). Concurrent puts of the same fragment each write their own
@@ -43,6 +68,8 @@
  *   NODE_INFO   empty -> str id (the node id in decimal), u64 used bytes,
  *               u64 free bytes (statvfs of DIR), u64 fragments (counted by
  *               walking DIR/frags: O(fragments))
+ *   NODE_BAD_LIST, NODE_SCRUB_STATUS: see cairn/node_client.h
+ *   FRAG_DELETE of a quarantined fragment removes its copies and answers 0.
  */
 #ifndef CAIRN_FRAG_STORE_H
 #define CAIRN_FRAG_STORE_H
@@ -52,6 +79,7 @@
 
 #include "cairn/buf.h"
 #include "cairn/frag.h"
+#include "cairn/node_client.h"
 #include "cairn/srv.h"
 
 #define CAIRN_FSTORE_LIST_MAX 10000
@@ -120,5 +148,44 @@ int cairn_fstore_list(cairn_fstore_t *st, const uint8_t oid[16], unsigned index,
 /* Bytes used and free on the data file system, and the fragment count
  * (a full directory walk). 0 or -errno. */
 int cairn_fstore_info(cairn_fstore_t *st, uint64_t *used, uint64_t *avail, uint64_t *fragments);
+
+/* The data directory, as given to open. Valid until close. */
+const char *cairn_fstore_dir(const cairn_fstore_t *st);
+
+/* Paces the reads of cairn_fstore_verify: wait() runs before each read of
+ * n bytes; a non-zero return abandons the verification with that value. */
+typedef struct {
+    int (*wait)(void *ctx, size_t n);
+    void *ctx;
+} cairn_fstore_pace_t;
+
+/*
+ * Re-read one fragment file from disk and verify all of it: header, file
+ * size against the header, every block's XXH3. Reads go through the page
+ * cache without growing it: pages that were cached before are used and
+ * kept, pages this read brought in are dropped again (POSIX_FADV_DONTNEED),
+ * so client reads keep their hot pages. A bad fragment is quarantined (see
+ * above). *bytes gets the bytes read, *reason the CAIRN_BAD_* found.
+ * Returns 0 (intact), CAIRN_ECORRUPT (bad, quarantined), CAIRN_ENOTFOUND
+ * (gone meanwhile), the pace's error, or -errno (could not open or read for
+ * a reason that says nothing about the file, e.g. -EMFILE).
+ */
+int cairn_fstore_verify(cairn_fstore_t *st, const uint8_t oid[16], unsigned index, const cairn_fstore_pace_t *pace,
+                        uint64_t *bytes, unsigned *reason);
+
+/* The first max bad-list entries in (oid, index) order: *v is a new array
+ * (the caller frees it; NULL when the list is empty) holding *n of them,
+ * *more says whether any were left out. O(entries log entries). */
+void cairn_fstore_bad_list(cairn_fstore_t *st, size_t max, cairn_node_bad_t **v, size_t *n, int *more);
+
+/* Remove quarantined copies found before cutoff_ms (wall clock), with
+ * their bad-list entries. Returns how many were removed. */
+size_t cairn_fstore_expire_quarantine(cairn_fstore_t *st, int64_t cutoff_ms);
+
+/* The scrubber whose counters NODE_SCRUB_STATUS reports (NULL: none, the
+ * answer is all zeros). Borrowed: set it back to NULL before destroying the
+ * scrubber, with no request running (after cairn_srv_destroy). */
+struct cairn_scrub_s;
+void cairn_fstore_set_scrub(cairn_fstore_t *st, struct cairn_scrub_s *sc);
 
 #endif

@@ -4,7 +4,8 @@
  *   cairn-node --config FILE --id N --data DIR [--listen HOST:PORT] [--log-level L]
  *
  * Reads the cluster config (secret, timeouts, this node's address), opens
- * the fragment store (which also clears writes a crash left behind), and
+ * the fragment store (which also clears writes a crash left behind), starts
+ * the scrubber ([cluster] scrub_rate_mb, scrub_interval_s; scrub.h), and
  * runs the request server until SIGTERM or SIGINT. On a signal it stops
  * accepting, lets requests in progress finish their disk work, and exits 0;
  * a second signal exits at once.
@@ -24,6 +25,8 @@
 #include "cairn/srv.h"
 #include "cairn/wire.h"
 #include "frag_store.h"
+#include "scrub.h"
+#include "node_metrics.h"
 
 static void usage(FILE *out)
 {
@@ -143,14 +146,29 @@ int main(int argc, char **argv)
         cairn_log(CAIRN_LOG_ERROR, 0, "data directory %s: %s", data, cairn_strerror(rc));
         return 1;
     }
+    cairn_scrub_opts_t so = {
+        .enabled = cfg->scrub_rate_mb > 0,
+        .rate_bps = (uint64_t)cfg->scrub_rate_mb * 1000000,
+        .interval_ms = (int64_t)cfg->scrub_interval_s * 1000,
+        .keep_ms = CAIRN_SCRUB_KEEP_MS,
+    };
+    cairn_scrub_t *scrub = cairn_scrub_create(store, &so);
+    if ((rc = cairn_scrub_start(scrub)) != 0) {
+        cairn_log(CAIRN_LOG_ERROR, 0, "scrubber: %s", cairn_strerror(rc));
+        return 1;
+    }
+    cairn_fstore_set_scrub(store, scrub);
     int lfd = cairn_listen(listen_addr, 0);
     if (lfd < 0) {
         cairn_log(CAIRN_LOG_ERROR, 0, "listen on %s: %s", listen_addr, cairn_strerror(lfd));
         return 1;
     }
+    node_metrics_t metrics; /* requests are counted by wrapping the store's routes */
+    if (node_metrics_start(&metrics, me ? me->admin_addr : NULL, (uint32_t)id, data, store) != 0)
+        return 1; /* logged */
     cairn_srv_t *srv;
-    if ((rc = cairn_srv_create(lfd, key, cairn_fstore_routes, cairn_fstore_nroutes, store, cfg->io_timeout_ms,
-                               &srv)) != 0) {
+    if ((rc = cairn_srv_create(lfd, key, cairn_srv_metrics_routes(metrics.srv), cairn_fstore_nroutes, metrics.srv,
+                               cfg->io_timeout_ms, &srv)) != 0) {
         cairn_log(CAIRN_LOG_ERROR, 0, "server: %s", cairn_strerror(rc));
         return 1;
     }
@@ -165,13 +183,17 @@ int main(int argc, char **argv)
     char bound[160];
     if (cairn_local_addr(lfd, bound, sizeof bound) != 0)
         snprintf(bound, sizeof bound, "%s", listen_addr);
-    cairn_log(CAIRN_LOG_INFO, 0, "listening on %s, data %s, io timeout %d ms", bound, data, cfg->io_timeout_ms);
+    cairn_log(CAIRN_LOG_INFO, 0, "listening on %s, data %s, io timeout %d ms, scrub %d MB/s every %d s", bound, data,
+              cfg->io_timeout_ms, cfg->scrub_rate_mb, cfg->scrub_interval_s);
 
     rc = cairn_srv_run(srv);
     if (rc != 0)
         cairn_log(CAIRN_LOG_ERROR, 0, "accept loop: %s", cairn_strerror(rc));
     cairn_srv_destroy(srv);
     close(lfd);
+    cairn_fstore_set_scrub(store, NULL);
+    cairn_scrub_destroy(scrub);
+    node_metrics_stop(&metrics);
     cairn_fstore_close(store);
     cairn_wire_key_destroy(key);
     free(cfg);

@@ -15,7 +15,9 @@ void cairn_buf_dispose(cairn_buf_t *b)
 
 uint8_t *cairn_buf_reserve(cairn_buf_t *b, size_t n)
 {
-    if (b->cap - b->len < n) {
+    /* An empty buffer allocates even for n == 0: callers get a real
+     * pointer (NULL + 0 is undefined behaviour). */
+    if (b->cap - b->len < n || b->base == NULL) {
         size_t cap = b->cap ? b->cap : 256;
         while (cap - b->len < n)
             cap *= 2;

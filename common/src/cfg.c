@@ -84,6 +84,24 @@ static const char *check_meta_list(const void *f)
     return NULL;
 }
 
+/* "s3.example.com,localhost": host names (letters, digits, '-', '.'), no port. */
+static const char *check_domain_list(const void *f)
+{
+    for (const char *p = f; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '-' && *p != '.' && *p != ',')
+            return "must be host names separated by commas (no ports, no blanks)";
+    return NULL;
+}
+
+/* An admin endpoint: empty (none) or one host:port. */
+static const char *check_admin_addr(const void *f)
+{
+    char one[1][128];
+    if (*(const char *)f == '\0')
+        return NULL;
+    return cairn_cfg_split_addrs(f, one, 1) == 1 ? NULL : "must be host:port, or empty for none";
+}
+
 #define CF(f) .off = offsetof(cairn_cfg_t, f), .size = sizeof(((cairn_cfg_t *)0)->f)
 #define NF(f) .off = offsetof(cairn_cfg_node_t, f), .size = sizeof(((cairn_cfg_node_t *)0)->f)
 #define MF(f) .off = offsetof(cairn_cfg_meta_t, f), .size = sizeof(((cairn_cfg_meta_t *)0)->f)
@@ -101,18 +119,28 @@ static const opt_t opts[] = {
      .help = "host:port of each metadata replica, comma-separated"},
     {S_CLUSTER, "io_timeout_ms", T_INT, "5000", CF(io_timeout_ms), .min = 1, .max = INT_MAX,
      .help = "timeout of one internal request, milliseconds"},
+    {S_CLUSTER, "scrub_rate_mb", T_INT, "8", CF(scrub_rate_mb), .min = 0, .max = 1000000,
+     .help = "storage-node scrubber: MB/s (10^6 bytes) of fragment data re-read and verified; 0 = off"},
+    {S_CLUSTER, "scrub_interval_s", T_INT, "86400", CF(scrub_interval_s), .min = 0, .max = INT_MAX,
+     .help = "storage-node scrubber: seconds from the end of one full pass to the start of the next"},
 
     {S_NODE, "addr", T_STRING, NULL, NF(addr), .help = "host:port of this storage node"},
     {S_NODE, "zone", T_STRING, "default", NF(zone), .help = "failure domain (rack, room) label"},
     {S_NODE, "weight", T_DOUBLE, "1.0", NF(weight), .min = 0, .max = 1e6, .check = check_positive,
      .help = "placement weight, relative to other nodes (e.g. capacity in TB)"},
+    {S_NODE, "admin_addr", T_STRING, "", NF(admin_addr), .check = check_admin_addr,
+     .help = "host:port of this node's HTTP /health and /metrics; empty: none"},
 
     {S_GATEWAY, "listen", T_STRING, "127.0.0.1:9000", CF(gw_listen), .help = "host:port of the S3 endpoint"},
+    {S_GATEWAY, "admin_listen", T_STRING, "", CF(gw_admin_listen), .check = check_admin_addr,
+     .help = "host:port of the gateway's HTTP /health and /metrics; empty: none"},
     {S_GATEWAY, "threads", T_INT, "0", CF(gw_threads), .min = 0, .max = 1024,
      .help = "event-loop threads; 0 = one per core"},
     {S_GATEWAY, "workers", T_INT, "16", CF(gw_workers), .min = 1, .max = 4096,
      .help = "blocking worker threads for backend I/O"},
     {S_GATEWAY, "region", T_STRING, "us-east-1", CF(region), .help = "S3 region, as in SigV4 credential scopes"},
+    {S_GATEWAY, "domain", T_STRING, "", CF(gw_domain), .check = check_domain_list,
+     .help = "base domains of virtual-hosted-style requests (bucket.domain), comma-separated; empty: path style only"},
     {S_GATEWAY, "max_object_size", T_SIZE, "5g", CF(max_object_size), .min = 1, .max = 5.0 * (1ull << 40),
      .help = "largest object (or part) one PUT may send"},
     {S_GATEWAY, "inline_max", T_SIZE, "16k", CF(inline_max), .min = 0, .max = 1 << 20,
@@ -120,7 +148,14 @@ static const opt_t opts[] = {
     {S_GATEWAY, "gc_delay_ms", T_INT, "30000", CF(gc_delay_ms), .min = 0, .max = INT_MAX,
      .help = "a replaced or deleted version's fragments are removed this long after (running GETs finish)"},
     {S_GATEWAY, "request_timeout_ms", T_INT, "600000", CF(request_timeout_ms), .min = 1, .max = INT_MAX,
-     .help = "longest an S3 request may take, milliseconds"},
+     .help = "longest an S3 request may take, milliseconds: from its first header byte to its last body byte "
+             "(a client trickling headers is cut off then), also the keep-alive idle time"},
+    {S_GATEWAY, "max_connections", T_INT, "4096", CF(gw_max_connections), .min = 1, .max = 1000000,
+     .help = "open client connections; beyond it new ones get 503 SlowDown and are closed"},
+    {S_GATEWAY, "max_requests", T_INT, "1024", CF(gw_max_requests), .min = 1, .max = 1000000,
+     .help = "S3 requests in flight; beyond it new ones get 503 SlowDown"},
+    {S_GATEWAY, "max_header_size", T_SIZE, "16k", CF(gw_max_header_size), .min = 1024, .max = 400 * 1024,
+     .help = "bytes of request headers (names and values); beyond it 400 RequestHeaderSectionTooLarge"},
 
     {S_S3, "access_key", T_STRING, NULL, CF(access_key), .help = "access key id of the bootstrap user"},
     {S_S3, "secret_key", T_STRING, NULL, CF(secret_key), .secret = 1, .help = "secret access key of the bootstrap user"},
@@ -142,9 +177,11 @@ static const opt_t opts[] = {
     {S_REPLICA, "addr", T_STRING, NULL, MF(addr), .help = "host:port of this metadata replica's service"},
     {S_REPLICA, "raft_addr", T_STRING, NULL, MF(raft_addr),
      .help = "IPv4:port of this replica's Raft transport (replica to replica)"},
+    {S_REPLICA, "admin_addr", T_STRING, "", MF(admin_addr), .check = check_admin_addr,
+     .help = "host:port of this replica's HTTP /health and /metrics; empty: none"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
-_Static_assert(NOPTS <= 32, "seen-bitmaps are 32 bits wide");
+_Static_assert(NOPTS <= 64, "seen-bitmaps are 64 bits wide");
 
 typedef struct {
     cairn_cfg_t *cfg;
@@ -157,9 +194,9 @@ typedef struct {
     char *err;
     size_t errsz;
     uint32_t seen_sect;                         /* bit per sect_t, except S_NODE */
-    uint32_t seen_global;                       /* bit per opts[] index */
-    uint32_t seen_node[CAIRN_CFG_MAX_NODES];    /* bit per opts[] index, per node */
-    uint32_t seen_replica[CAIRN_CFG_MAX_META];  /* bit per opts[] index, per [meta.<id>] */
+    uint64_t seen_global;                       /* bit per opts[] index */
+    uint64_t seen_node[CAIRN_CFG_MAX_NODES];    /* bit per opts[] index, per node */
+    uint64_t seen_replica[CAIRN_CFG_MAX_META];  /* bit per opts[] index, per [meta.<id>] */
     char why[96];                               /* scratch for a value's error */
 } ctx_t;
 
@@ -496,7 +533,7 @@ static int on_key(void *user, const char *section, const char *key, const char *
     }
     sect_t sect = S_COUNT;
     void *base = c->cfg;
-    uint32_t *seen = &c->seen_global;
+    uint64_t *seen = &c->seen_global;
     if (is_node_section(section)) {
         int i = node_index(c->cfg, node_id(section));
         CAIRN_ASSERT(i >= 0); /* read_line created it */
@@ -519,11 +556,11 @@ static int on_key(void *user, const char *section, const char *key, const char *
         const opt_t *o = &opts[i];
         if (o->sect != sect || strcmp(o->key, key) != 0)
             continue;
-        if (*seen & (1u << i)) {
+        if (*seen & (1ull << i)) {
             fail(c, c->lineno, "duplicate key %s in [%s]", key, section);
             return 0;
         }
-        *seen |= 1u << i;
+        *seen |= 1ull << i;
         const char *why = set_value(c, o, base, value);
         if (why) {
             if (o->secret)

@@ -182,6 +182,80 @@ size_t cairn_ck_final(cairn_ck_t *c, char out[CAIRN_CK_B64_MAX])
     return (size_t)EVP_EncodeBlock((unsigned char *)out, raw, (int)n);
 }
 
+/* ---- combining CRCs ----
+ *
+ * A reflected CRC register of w bits holds a polynomial over GF(2) with x^0
+ * in the top bit. Appending len2 bytes to A multiplies A's register by
+ * x^(8 len2) mod P; with init and xorout all ones, those cancel out between
+ * the three CRCs, so CRC(A||B) = CRC(A) * x^(8 len2) ^ CRC(B) (zlib's
+ * crc32_combine, for any width up to 64). */
+
+static int crc_shape(cairn_ck_alg_t alg, uint64_t *poly, int *bits)
+{
+    switch (alg) {
+    case CAIRN_CK_CRC32: *poly = 0xedb88320u; *bits = 32; return 0;
+    case CAIRN_CK_CRC32C: *poly = 0x82f63b78u; *bits = 32; return 0;
+    case CAIRN_CK_CRC64NVME: *poly = CRC64NVME_POLY; *bits = 64; return 0;
+    default: return CAIRN_EINVAL;
+    }
+}
+
+/* a * b mod P, both reflected (bit bits-1 is x^0). */
+static uint64_t crc_mulmod(uint64_t a, uint64_t b, uint64_t poly, int bits)
+{
+    uint64_t p = 0;
+    for (uint64_t m = 1ull << (bits - 1); m && a; m >>= 1) {
+        if (a & m) {
+            p ^= b;
+            a ^= m;
+        }
+        b = (b & 1) ? (b >> 1) ^ poly : b >> 1;
+    }
+    return p;
+}
+
+uint64_t cairn_crc_combine(cairn_ck_alg_t alg, uint64_t crc1, uint64_t crc2, uint64_t len2)
+{
+    uint64_t poly;
+    int bits;
+    if (crc_shape(alg, &poly, &bits) != 0)
+        return crc1;
+    uint64_t xn = 1ull << (bits - 1);   /* x^0 */
+    uint64_t sq = 1ull << (bits - 1 - 8); /* x^8: one byte */
+    for (; len2; len2 >>= 1) {
+        if (len2 & 1)
+            xn = crc_mulmod(sq, xn, poly, bits);
+        sq = crc_mulmod(sq, sq, poly, bits);
+    }
+    return crc_mulmod(xn, crc1, poly, bits) ^ crc2;
+}
+
+int cairn_ck_crc_decode(cairn_ck_alg_t alg, const char *b64, size_t len, uint64_t *crc)
+{
+    uint64_t poly;
+    int bits;
+    uint8_t raw[12];
+    if (crc_shape(alg, &poly, &bits) != 0 || len != (bits == 32 ? 8u : 12u))
+        return CAIRN_EINVAL;
+    if (EVP_DecodeBlock(raw, (const unsigned char *)b64, (int)len) != (bits == 32 ? 6 : 9))
+        return CAIRN_EINVAL; /* EVP_DecodeBlock counts the padding as bytes */
+    *crc = 0;
+    for (int i = 0; i < bits / 8; i++)
+        *crc = (*crc << 8) | raw[i];
+    return 0;
+}
+
+size_t cairn_ck_crc_encode(cairn_ck_alg_t alg, uint64_t crc, char out[CAIRN_CK_B64_MAX])
+{
+    uint64_t poly;
+    int bits;
+    out[0] = '\0';
+    if (crc_shape(alg, &poly, &bits) != 0)
+        return 0;
+    cairn_ck_t c = {.alg = alg, .crc = crc};
+    return cairn_ck_final(&c, out);
+}
+
 size_t cairn_ck_compute(cairn_ck_alg_t alg, const void *p, size_t n, char out[CAIRN_CK_B64_MAX])
 {
     cairn_ck_t c;

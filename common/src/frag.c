@@ -123,3 +123,32 @@ void cairn_frag_path(const uint8_t oid[16], unsigned index, char *out, size_t ou
     cairn_hex(oid, 16, hex);
     snprintf(out, outsz, "%.2s/%s.%u", hex, hex, index);
 }
+
+int cairn_frag_read_check(const cairn_frag_hdr_t *want, unsigned index, uint64_t first, uint32_t n, const uint8_t *p,
+                          size_t len)
+{
+    cairn_frag_hdr_t h;
+    if (len < CAIRN_FRAG_HDR_SIZE || cairn_frag_hdr_decode(p, &h) != 0)
+        return CAIRN_ECORRUPT;
+    if (memcmp(h.oid, want->oid, 16) != 0 || h.index != index || h.k != want->k || h.m != want->m ||
+        h.block_size != want->block_size || h.object_size != want->object_size)
+        return CAIRN_ECORRUPT;
+    size_t off = CAIRN_FRAG_HDR_SIZE;
+    for (uint32_t i = 0; i < n; i++) {
+        size_t L = cairn_frag_block_len(&h, first + i);
+        if (len - off < L + CAIRN_FRAG_SUM_SIZE)
+            return CAIRN_EPROTO;
+        if (cairn_frag_sum(p + off, L) != cairn_le64_get(p + off + L))
+            return CAIRN_ECORRUPT;
+        off += L + CAIRN_FRAG_SUM_SIZE;
+    }
+    return off == len ? 0 : CAIRN_EPROTO;
+}
+
+const uint8_t *cairn_frag_read_block(const cairn_frag_hdr_t *h, const uint8_t *p, uint64_t first, uint32_t i)
+{
+    size_t off = CAIRN_FRAG_HDR_SIZE;
+    for (uint32_t j = 0; j < i; j++)
+        off += cairn_frag_block_len(h, first + j) + CAIRN_FRAG_SUM_SIZE;
+    return p + off;
+}

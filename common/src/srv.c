@@ -1,7 +1,8 @@
 /*
  * srv.c — thread-per-connection server of the internal protocol (see srv.h).
  *
- * Life of a connection: wait for a frame header with no time limit (an idle
+ * Life of a connection: send the hello with a fresh session id (wire.h),
+ * then wait for a frame header with no time limit (an idle
  * pooled connection costs one sleeping thread), then give the rest of the
  * frame io_timeout_ms per stall. Non-streaming bodies are read into a
  * per-connection buffer and MAC-checked before the handler runs; streaming
@@ -53,6 +54,9 @@ struct conn_s {
     cairn_buf_t resp;
     int trailer;  /* 0 not read, 1 matched, -1 mismatched */
     int io_err;   /* first transport error while reading the body */
+    uint8_t session[CAIRN_WIRE_SESSION_SIZE];
+    uint32_t next_seq;                     /* the seq the next request must carry */
+    uint8_t req_raw[CAIRN_WIRE_HDR_SIZE];  /* the current request's header as received */
     conn_t *prev, *next;
 };
 
@@ -69,6 +73,8 @@ struct cairn_srv_s {
     conn_t *conns;
     size_t nconns;
     int stopping;
+    int fixed_session; /* tests: every connection gets fixed */
+    uint8_t fixed[CAIRN_WIRE_SESSION_SIZE];
 };
 
 static int stopping(cairn_srv_t *s)
@@ -100,6 +106,12 @@ int cairn_srv_create(int listen_fd, const cairn_wire_key_t *key, const cairn_srv
     pthread_cond_init(&s->idle, NULL);
     *out = s;
     return 0;
+}
+
+void cairn_srv_fix_session(cairn_srv_t *s, const uint8_t session[CAIRN_WIRE_SESSION_SIZE])
+{
+    memcpy(s->fixed, session, CAIRN_WIRE_SESSION_SIZE);
+    s->fixed_session = 1;
 }
 
 void cairn_srv_stop(cairn_srv_t *s)
@@ -192,13 +204,15 @@ static int respond(conn_t *c, int32_t status, int closing)
         .opcode = rq->opcode,
         .flags = CAIRN_WIRE_FLAG_RESPONSE | (closing ? CAIRN_WIRE_FLAG_CLOSE : 0),
         .status = status,
+        .seq = rq->seq,
         .req_id = rq->req_id,
         .body_len = c->resp.len,
+        .time_ms = cairn_wall_ms(),
     };
     uint8_t hb[CAIRN_WIRE_HDR_SIZE], trailer[CAIRN_WIRE_MAC_SIZE];
     cairn_wire_hdr_encode(&h, hb);
-    cairn_wire_mac_reset(c->mac);
-    cairn_wire_mac_update(c->mac, hb, sizeof hb);
+    /* bound to the request it answers: its header is the link */
+    cairn_wire_mac_begin(c->mac, c->session, c->req_raw, hb);
     cairn_wire_mac_update(c->mac, c->resp.base, c->resp.len);
     cairn_wire_mac_final(c->mac, trailer);
     struct iovec v[3] = {{hb, sizeof hb}, {c->resp.base, c->resp.len}, {trailer, sizeof trailer}};
@@ -330,9 +344,51 @@ static int serve_one(conn_t *c)
     return unread ? 1 : 0;
 }
 
+/* Open the session: pick its id and send the hello. 0 or a transport error. */
+static int send_hello(conn_t *c)
+{
+    cairn_srv_t *s = c->srv;
+    uint8_t hello[CAIRN_WIRE_HELLO_SIZE];
+    if (s->fixed_session)
+        memcpy(c->session, s->fixed, sizeof c->session);
+    else
+        cairn_wire_session_new(c->session);
+    c->next_seq = 1;
+    cairn_wire_hello_encode(c->mac, c->session, hello);
+    struct iovec v = {hello, sizeof hello};
+    return cairn_io_write_idle(c->fd, &v, 1, s->io_timeout_ms);
+}
+
+/* A request header that decoded: is it the next one of this session, and
+ * recent? 0, or CAIRN_EAUTH after logging why. The MAC (checked after the
+ * body) then proves the header itself. */
+static int check_fresh(conn_t *c)
+{
+    const cairn_frame_hdr_t *h = &c->req.hdr;
+    if (h->seq != c->next_seq) {
+        cairn_log(CAIRN_LOG_WARN, h->req_id, "op=%u refused: seq %u, expected %u (a replayed or reordered frame)",
+                  h->opcode, h->seq, c->next_seq);
+        return CAIRN_EAUTH;
+    }
+    int64_t now = cairn_wall_ms();
+    if (cairn_wire_time_check(h->time_ms, now) != 0) {
+        cairn_log(CAIRN_LOG_WARN, h->req_id,
+                  "op=%u refused: frame clock %lld s off ours (a replayed frame, or clocks out of sync)", h->opcode,
+                  (long long)(h->time_ms / 1000 - now / 1000));
+        return CAIRN_EAUTH;
+    }
+    c->next_seq++; /* after 2^32 - 1 requests nothing matches: the client reconnects first */
+    return 0;
+}
+
 static void serve(conn_t *c)
 {
     cairn_srv_t *s = c->srv;
+    int rc0 = send_hello(c);
+    if (rc0 != 0) {
+        cairn_log(CAIRN_LOG_DEBUG, 0, "connection: sending hello: %s", cairn_strerror(rc0));
+        return;
+    }
     for (;;) {
         uint8_t hb[CAIRN_WIRE_HDR_SIZE];
         int rc = read_header(c, hb);
@@ -349,16 +405,19 @@ static void serve(conn_t *c)
         c->trailer = 0;
         c->io_err = 0;
         cairn_buf_reset(&c->resp);
-        cairn_wire_mac_reset(c->mac);
-        cairn_wire_mac_update(c->mac, hb, sizeof hb);
+        memcpy(c->req_raw, hb, sizeof hb);
+        cairn_wire_mac_begin(c->mac, c->session, NULL, hb);
         if (rc == CAIRN_EPROTO && cairn_le32_get(hb) != CAIRN_WIRE_MAGIC) {
             cairn_log(CAIRN_LOG_WARN, 0, "connection: not a cairn frame; closing");
             return;
         }
         if (rc == 0 && (c->req.hdr.flags & CAIRN_WIRE_FLAG_RESPONSE))
             rc = CAIRN_EPROTO;
+        if (rc == 0)
+            rc = check_fresh(c);
         if (rc != 0) {
-            /* Framing we cannot follow: answer (the id is readable) and go. */
+            /* Framing we cannot follow, or a stale frame: answer (the id is
+             * readable) and go. */
             log_failure(c, rc);
             if (respond(c, rc, 1) == 0)
                 linger_close(c);

@@ -47,9 +47,10 @@ void cairn_wire_hdr_encode(const cairn_frame_hdr_t *h, uint8_t out[CAIRN_WIRE_HD
     out[6] = (uint8_t)h->flags;
     out[7] = (uint8_t)(h->flags >> 8);
     cairn_le32_put(out + 8, (uint32_t)h->status);
-    cairn_le32_put(out + 12, 0);
+    cairn_le32_put(out + 12, h->seq);
     cairn_le64_put(out + 16, h->req_id);
     cairn_le64_put(out + 24, h->body_len);
+    cairn_le64_put(out + 32, (uint64_t)h->time_ms);
 }
 
 int cairn_wire_hdr_decode(const uint8_t in[CAIRN_WIRE_HDR_SIZE], cairn_frame_hdr_t *h)
@@ -59,21 +60,51 @@ int cairn_wire_hdr_decode(const uint8_t in[CAIRN_WIRE_HDR_SIZE], cairn_frame_hdr
     h->opcode = (uint16_t)(in[4] | in[5] << 8);
     h->flags = (uint16_t)(in[6] | in[7] << 8);
     h->status = (int32_t)cairn_le32_get(in + 8);
+    h->seq = cairn_le32_get(in + 12);
     h->req_id = cairn_le64_get(in + 16);
     h->body_len = cairn_le64_get(in + 24);
-    if ((h->flags & ~(CAIRN_WIRE_FLAG_RESPONSE | CAIRN_WIRE_FLAG_CLOSE)) != 0 || cairn_le32_get(in + 12) != 0)
+    h->time_ms = (int64_t)cairn_le64_get(in + 32);
+    if ((h->flags & ~(CAIRN_WIRE_FLAG_RESPONSE | CAIRN_WIRE_FLAG_CLOSE)) != 0)
         return CAIRN_EPROTO;
     if (h->body_len > CAIRN_WIRE_MAX_STREAM)
         return CAIRN_ETOOBIG;
     return 0;
 }
 
+int64_t cairn_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int cairn_wire_time_check(int64_t time_ms, int64_t now_ms)
+{
+    int64_t d; /* a hostile INT64_MIN must not overflow */
+    if (__builtin_sub_overflow(time_ms, now_ms, &d))
+        return CAIRN_EAUTH;
+    return d >= -CAIRN_WIRE_SKEW_MS && d <= CAIRN_WIRE_SKEW_MS ? 0 : CAIRN_EAUTH;
+}
+
+void cairn_wire_session_new(uint8_t session[CAIRN_WIRE_SESSION_SIZE])
+{
+    size_t got = 0;
+    while (got < CAIRN_WIRE_SESSION_SIZE) {
+        ssize_t r = getrandom(session + got, CAIRN_WIRE_SESSION_SIZE - got, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        CAIRN_ASSERT(r > 0); /* a predictable session would reopen replay */
+        got += (size_t)r;
+    }
+}
+
 /* ---- key and MAC ---- */
 
 /*
- * The trailer is HMAC-SHA256(key, header || D), where D is the 128-bit XXH3
- * of the body keyed with a secret derived from the cluster key. The header
- * (opcode, ids, lengths) is authenticated with HMAC; the body is bound to it
+ * The trailer is HMAC-SHA256(key, session || link || header || D), where D
+ * is the 128-bit XXH3 of the body keyed with a secret derived from the
+ * cluster key (session and link: see wire.h). The header (opcode, ids,
+ * lengths, seq, time) is authenticated with HMAC; the body is bound to it
  * by the keyed XXH3, which runs at memory speed (SHA-256 over every fragment
  * byte cost more CPU than erasure coding and MD5 together). XXH3 is not a
  * proven MAC: against an on-path attacker who rewrites bodies, the internal
@@ -91,6 +122,7 @@ struct cairn_wire_mac_s {
     EVP_MAC_CTX *ctx;
     const cairn_wire_key_t *key;
     size_t hdr_left; /* header bytes still to feed to the HMAC */
+    int fresh;       /* nothing fed since the last reset */
     XXH3_state_t *body;
 };
 
@@ -163,6 +195,7 @@ cairn_wire_mac_t *cairn_wire_mac_create(const cairn_wire_key_t *k)
     m->body = XXH3_createState();
     CAIRN_ASSERT(m->body != NULL);
     m->hdr_left = CAIRN_WIRE_HDR_SIZE;
+    m->fresh = 1;
     CAIRN_ASSERT(XXH3_128bits_reset_withSecret(m->body, k->xxh_secret, XXH_SECRET_SIZE) == XXH_OK);
     return m;
 }
@@ -181,11 +214,27 @@ void cairn_wire_mac_reset(cairn_wire_mac_t *m)
     CAIRN_ASSERT(EVP_MAC_init(m->ctx, NULL, 0, NULL) == 1);
     CAIRN_ASSERT(XXH3_128bits_reset_withSecret(m->body, m->key->xxh_secret, XXH_SECRET_SIZE) == XXH_OK);
     m->hdr_left = CAIRN_WIRE_HDR_SIZE;
+    m->fresh = 1;
+}
+
+void cairn_wire_mac_begin(cairn_wire_mac_t *m, const uint8_t session[CAIRN_WIRE_SESSION_SIZE],
+                          const uint8_t link[CAIRN_WIRE_HDR_SIZE], const uint8_t hdr[CAIRN_WIRE_HDR_SIZE])
+{
+    static const uint8_t zero[CAIRN_WIRE_HDR_SIZE];
+    if (!m->fresh)
+        cairn_wire_mac_reset(m);
+    m->fresh = 0;
+    /* 16 + 40 + 40 bytes: with the 16-byte body digest, two SHA-256 blocks */
+    CAIRN_ASSERT(EVP_MAC_update(m->ctx, session ? session : zero, CAIRN_WIRE_SESSION_SIZE) == 1);
+    CAIRN_ASSERT(EVP_MAC_update(m->ctx, link ? link : zero, CAIRN_WIRE_HDR_SIZE) == 1);
+    CAIRN_ASSERT(EVP_MAC_update(m->ctx, hdr, CAIRN_WIRE_HDR_SIZE) == 1);
+    m->hdr_left = 0;
 }
 
 void cairn_wire_mac_update(cairn_wire_mac_t *m, const void *p, size_t n)
 {
     const uint8_t *b = p;
+    m->fresh = 0;
     if (m->hdr_left > 0 && n > 0) {
         size_t h = n < m->hdr_left ? n : m->hdr_left;
         CAIRN_ASSERT(EVP_MAC_update(m->ctx, b, h) == 1);
@@ -212,6 +261,37 @@ int cairn_wire_mac_check(cairn_wire_mac_t *m, const uint8_t trailer[CAIRN_WIRE_M
     uint8_t mine[CAIRN_WIRE_MAC_SIZE];
     cairn_wire_mac_final(m, mine);
     return CRYPTO_memcmp(mine, trailer, CAIRN_WIRE_MAC_SIZE) == 0 ? 0 : CAIRN_EAUTH;
+}
+
+/* ---- hello ---- */
+
+void cairn_wire_hello_encode(cairn_wire_mac_t *m, const uint8_t session[CAIRN_WIRE_SESSION_SIZE],
+                             uint8_t out[CAIRN_WIRE_HELLO_SIZE])
+{
+    cairn_frame_hdr_t h = {.opcode = CAIRN_OP_HELLO, .flags = CAIRN_WIRE_FLAG_RESPONSE,
+                           .body_len = CAIRN_WIRE_SESSION_SIZE, .time_ms = cairn_wall_ms()};
+    cairn_wire_hdr_encode(&h, out);
+    memcpy(out + CAIRN_WIRE_HDR_SIZE, session, CAIRN_WIRE_SESSION_SIZE);
+    cairn_wire_mac_begin(m, NULL, NULL, out);
+    cairn_wire_mac_update(m, session, CAIRN_WIRE_SESSION_SIZE);
+    cairn_wire_mac_final(m, out + CAIRN_WIRE_HDR_SIZE + CAIRN_WIRE_SESSION_SIZE);
+}
+
+int cairn_wire_hello_decode(cairn_wire_mac_t *m, const uint8_t in[CAIRN_WIRE_HELLO_SIZE],
+                            uint8_t session[CAIRN_WIRE_SESSION_SIZE])
+{
+    cairn_frame_hdr_t h;
+    if (cairn_wire_hdr_decode(in, &h) != 0 || h.opcode != CAIRN_OP_HELLO || h.flags != CAIRN_WIRE_FLAG_RESPONSE ||
+        h.status != 0 || h.seq != 0 || h.body_len != CAIRN_WIRE_SESSION_SIZE)
+        return CAIRN_EPROTO;
+    const uint8_t *body = in + CAIRN_WIRE_HDR_SIZE;
+    cairn_wire_mac_begin(m, NULL, NULL, in);
+    cairn_wire_mac_update(m, body, CAIRN_WIRE_SESSION_SIZE);
+    if (cairn_wire_mac_check(m, body + CAIRN_WIRE_SESSION_SIZE) != 0 ||
+        cairn_wire_time_check(h.time_ms, cairn_wall_ms()) != 0)
+        return CAIRN_EAUTH;
+    memcpy(session, body, CAIRN_WIRE_SESSION_SIZE);
+    return 0;
 }
 
 /* ---- deadline I/O ---- */
@@ -547,6 +627,13 @@ static int conn_connect(cairn_conn_t *c)
         rc = -errno;
         goto fail;
     }
+    uint8_t hello[CAIRN_WIRE_HELLO_SIZE];
+    rc = cairn_io_read_all(fd, hello, sizeof hello, call_deadline(c));
+    if (rc == 0)
+        rc = cairn_wire_hello_decode(c->mac, hello, c->session);
+    if (rc != 0)
+        goto fail;
+    c->seq = 0;
     c->fd = fd;
     return 0;
 fail:
@@ -555,12 +642,13 @@ fail:
 }
 
 /* Before a new request: drop a connection the peer closed while it sat idle
- * (any readable byte between requests is EOF or garbage), then connect. */
+ * (any readable byte between requests is EOF or garbage) or whose sequence
+ * numbers are used up, then connect. */
 static int conn_ready(cairn_conn_t *c)
 {
     if (c->fd >= 0) {
         struct pollfd pfd = {.fd = c->fd, .events = POLLIN | POLLRDHUP};
-        if (poll(&pfd, 1, 0) != 0)
+        if (poll(&pfd, 1, 0) != 0 || c->seq == UINT32_MAX)
             cairn_conn_close(c);
     }
     c->stream_left = 0;
@@ -600,14 +688,14 @@ static size_t iov_total(const struct iovec *iov, int iovcnt)
     return n;
 }
 
-static void start_frame(cairn_conn_t *c, uint16_t op, uint64_t req_id, uint64_t body_len,
-                        uint8_t hdr[CAIRN_WIRE_HDR_SIZE])
+/* The next request's header, into c->req_hdr, and its MAC started. */
+static void start_frame(cairn_conn_t *c, uint16_t op, uint64_t req_id, uint64_t body_len)
 {
     c->req_id = req_id ? req_id : cairn_wire_new_req_id();
-    cairn_frame_hdr_t h = {.opcode = op, .req_id = c->req_id, .body_len = body_len};
-    cairn_wire_hdr_encode(&h, hdr);
-    cairn_wire_mac_reset(c->mac);
-    cairn_wire_mac_update(c->mac, hdr, CAIRN_WIRE_HDR_SIZE);
+    cairn_frame_hdr_t h = {
+        .opcode = op, .seq = ++c->seq, .req_id = c->req_id, .body_len = body_len, .time_ms = cairn_wall_ms()};
+    cairn_wire_hdr_encode(&h, c->req_hdr);
+    cairn_wire_mac_begin(c->mac, c->session, NULL, c->req_hdr);
 }
 
 int cairn_conn_send(cairn_conn_t *c, uint16_t op, uint64_t req_id, const struct iovec *iov, int iovcnt)
@@ -618,10 +706,10 @@ int cairn_conn_send(cairn_conn_t *c, uint16_t op, uint64_t req_id, const struct 
     int rc = conn_ready(c);
     if (rc != 0)
         return rc;
-    uint8_t hdr[CAIRN_WIRE_HDR_SIZE], trailer[CAIRN_WIRE_MAC_SIZE];
-    start_frame(c, op, req_id, total, hdr);
+    uint8_t trailer[CAIRN_WIRE_MAC_SIZE];
+    start_frame(c, op, req_id, total);
     struct iovec small[16], *v = iovcnt + 2 <= 16 ? small : cairn_malloc(sizeof(*v) * (size_t)(iovcnt + 2));
-    v[0] = (struct iovec){hdr, sizeof hdr};
+    v[0] = (struct iovec){c->req_hdr, sizeof c->req_hdr};
     for (int i = 0; i < iovcnt; i++) {
         cairn_wire_mac_update(c->mac, iov[i].iov_base, iov[i].iov_len);
         v[i + 1] = iov[i];
@@ -646,14 +734,15 @@ static int recv_into(cairn_conn_t *c, cairn_buf_t *resp, int32_t *status, int64_
     int rc = cairn_io_read_all(c->fd, hb, sizeof hb, deadline_ms);
     if (rc == 0)
         rc = cairn_wire_hdr_decode(hb, &h);
-    if (rc == 0 && (!(h.flags & CAIRN_WIRE_FLAG_RESPONSE) || h.req_id != c->req_id))
+    if (rc == 0 && (!(h.flags & CAIRN_WIRE_FLAG_RESPONSE) || h.req_id != c->req_id || h.seq != c->seq))
         rc = CAIRN_EPROTO;
     if (rc == 0 && h.body_len > CAIRN_WIRE_MAX_BODY)
         rc = CAIRN_ETOOBIG;
+    if (rc == 0)
+        rc = cairn_wire_time_check(h.time_ms, cairn_wall_ms());
     if (rc != 0)
         goto fail;
-    cairn_wire_mac_reset(c->mac);
-    cairn_wire_mac_update(c->mac, hb, sizeof hb);
+    cairn_wire_mac_begin(c->mac, c->session, c->req_hdr, hb);
     uint8_t *body = cairn_buf_reserve(resp, (size_t)h.body_len);
     /* The body may be tens of MiB: time it out on stalls, not on its size. */
     rc = cairn_io_read_idle(c->fd, body, (size_t)h.body_len, c->timeout_ms);
@@ -700,9 +789,8 @@ int cairn_conn_stream_begin(cairn_conn_t *c, uint16_t op, uint64_t req_id, uint6
     int rc = conn_ready(c);
     if (rc != 0)
         return rc;
-    uint8_t hdr[CAIRN_WIRE_HDR_SIZE];
-    start_frame(c, op, req_id, body_len, hdr);
-    struct iovec v = {hdr, sizeof hdr};
+    start_frame(c, op, req_id, body_len);
+    struct iovec v = {c->req_hdr, sizeof c->req_hdr};
     rc = cairn_io_write_all(c->fd, &v, 1, call_deadline(c));
     if (rc != 0) {
         cairn_conn_close(c);

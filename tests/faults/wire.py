@@ -3,10 +3,14 @@ wire.py — the internal framed protocol (common/include/cairn/wire.h) from
 Python, for the negative-security tests and the fault suite's inspection of
 the metadata tier; plus a reader of fragment files (frag.h).
 
-Frame: 32-byte header | body | 32-byte trailer. The trailer is
-HMAC-SHA256(frame key, header || XXH3-128(body, secret)), where the frame
-key is HMAC-SHA256(cluster secret, "cairn wire key v1") and the XXH3 secret
-is 192 bytes: HMAC(frame key, "xxh3 secret i") for i = 0..5 (wire.c).
+Frame: 40-byte header | body | 32-byte trailer. The trailer is
+HMAC-SHA256(frame key, session || link || header || XXH3-128(body, secret)),
+where the frame key is HMAC-SHA256(cluster secret, "cairn wire key v1"), the
+XXH3 secret is 192 bytes: HMAC(frame key, "xxh3 secret i") for i = 0..5
+(wire.c), session is the 16-byte id from the server's hello (the first frame
+on every connection; zeros for the hello itself) and link is 40 zero bytes
+for a request, the request's header for its response. Requests carry seq
+1, 2, ... on their connection; the header also carries the sender's clock.
 
 XXH3 is not in Python's standard library. It is taken from the system's
 libxxhash (a build dependency of cairn) through ctypes. Without it,
@@ -27,13 +31,19 @@ import hmac
 import os
 import socket
 import struct
+import time
 
-MAGIC = 0x314E5243          # "CRN1"
-HDR = 32
+MAGIC = 0x324E5243          # "CRN2"
+HDR = 40
 MAC = 32
+SESSION = 16
+HELLO = HDR + SESSION + MAC
+SKEW_MS = 60000
 FLAG_RESPONSE = 1
 FLAG_CLOSE = 2
+HDR_FMT = "<IHHiIQQq"       # magic op flags status seq req_id body_len time_ms
 
+OP_HELLO = 0
 OP_PING = 1
 OP_FRAG_PUT = 10
 OP_FRAG_GET = 11
@@ -119,27 +129,48 @@ class Frames:
         self.xxh_secret = b"".join(hmac.new(self.key, b"xxh3 secret %d" % i, hashlib.sha256).digest()
                                    for i in range(6))
 
-    def mac(self, header, body):
+    def mac(self, header, body, session=None, link=None):
         if not has_xxhash:
             return os.urandom(MAC)  # cannot compute: certainly wrong
         d = xxh3_128_secret(body, self.xxh_secret)
-        return hmac.new(self.key, header + d, hashlib.sha256).digest()
+        pre = (session or bytes(SESSION)) + (link or bytes(HDR))
+        return hmac.new(self.key, pre + header + d, hashlib.sha256).digest()
 
     @staticmethod
-    def header(op, body_len, req_id=0x5EC0, flags=0, status=0):
-        return struct.pack("<IHHiIQQ", MAGIC, op, flags, status, 0, req_id, body_len)
+    def header(op, body_len, req_id=0x5EC0, flags=0, status=0, seq=1, time_ms=None):
+        if time_ms is None:
+            time_ms = now_ms()
+        return struct.pack(HDR_FMT, MAGIC, op, flags, status, seq, req_id, body_len, time_ms)
 
-    def frame(self, op, body=b"", req_id=0x5EC0):
-        h = self.header(op, len(body), req_id)
-        return h + body + self.mac(h, body)
+    def frame(self, op, body=b"", req_id=0x5EC0, session=None, seq=1, time_ms=None):
+        """A request frame; session None (all zeros) is never a live session."""
+        h = self.header(op, len(body), req_id, seq=seq, time_ms=time_ms)
+        return h + body + self.mac(h, body, session)
 
-    def check(self, header, body, trailer):
-        return has_xxhash and hmac.compare_digest(self.mac(header, body), trailer)
+    def check(self, header, body, trailer, session=None, link=None):
+        return has_xxhash and hmac.compare_digest(self.mac(header, body, session, link), trailer)
+
+    def hello_session(self, hello):
+        """The session id of a server's hello (HELLO bytes), or None when it
+        is not a hello, not MACed with this key or stale."""
+        if len(hello) != HELLO:
+            return None
+        h = parse_header(hello[:HDR])
+        body, t = hello[HDR:HDR + SESSION], hello[HDR + SESSION:]
+        if h["magic"] != MAGIC or h["op"] != OP_HELLO or h["flags"] != FLAG_RESPONSE or h["body_len"] != SESSION:
+            return None
+        if abs(h["time_ms"] - now_ms()) > SKEW_MS or not self.check(hello[:HDR], body, t):
+            return None
+        return body
+
+
+def now_ms():
+    return int(time.time() * 1000)
 
 
 def parse_header(h):
-    magic, op, flags, status, res, req_id, blen = struct.unpack("<IHHiIQQ", h)
-    return dict(magic=magic, op=op, flags=flags, status=status, reserved=res, req_id=req_id, body_len=blen)
+    magic, op, flags, status, seq, req_id, blen, t = struct.unpack(HDR_FMT, h)
+    return dict(magic=magic, op=op, flags=flags, status=status, seq=seq, req_id=req_id, body_len=blen, time_ms=t)
 
 
 def recv_exact(s, n):
@@ -154,9 +185,11 @@ def recv_exact(s, n):
 
 def exchange(addr, payload, timeout=5.0, half_close=False):
     """Send payload to host:port and read what comes back until EOF or timeout.
-    Returns dict(frames=[(hdr dict, body, trailer)], raw=bytes, closed=bool,
-    error=None|str). 'closed' is True when the server ended the connection
-    (EOF or reset) within the timeout."""
+    Returns dict(frames=[(hdr dict, body, trailer)], hello=bytes|None,
+    raw=bytes, closed=bool, error=None|str). The server's hello, when it
+    starts the answer, is in 'hello' and not in 'frames' or 'raw'. 'closed'
+    is True when the server ended the connection (EOF or reset) within the
+    timeout."""
     host, port = addr.rsplit(":", 1)
     out = dict(frames=[], raw=b"", closed=False, error=None)
     raw = b""
@@ -181,6 +214,9 @@ def exchange(addr, payload, timeout=5.0, half_close=False):
         out["error"] = str(e)
     finally:
         s.close()
+    out["hello"] = None
+    if len(raw) >= HELLO and parse_header(raw[:HDR])["magic"] == MAGIC and parse_header(raw[:HDR])["op"] == OP_HELLO:
+        out["hello"], raw = raw[:HELLO], raw[HELLO:]
     out["raw"] = raw
     p = 0
     data = out["raw"]
@@ -195,29 +231,77 @@ def exchange(addr, payload, timeout=5.0, half_close=False):
     return out
 
 
+class Conn:
+    """One connection to a node or metadata replica, speaking the session
+    protocol: reads the hello on connect, numbers requests, checks answers."""
+
+    def __init__(self, frames, addr, timeout=5.0):
+        host, port = addr.rsplit(":", 1)
+        self.frames, self.seq = frames, 0
+        self.s = socket.create_connection((host, int(port)), timeout=timeout)
+        hello = recv_exact(self.s, HELLO)
+        self.session = frames.hello_session(hello) if has_xxhash else hello[HDR:HDR + SESSION]
+        if self.session is None:
+            self.s.close()
+            raise ValueError("bad hello %r" % hello[:HDR])
+
+    def request(self, op, body=b"", req_id=0x5EC0):
+        """The bytes of the next request frame (not sent)."""
+        self.seq += 1
+        return self.frames.frame(op, body, req_id, self.session, self.seq)
+
+    def send(self, payload):
+        self.s.sendall(payload)
+
+    def response(self, request):
+        """Read the answer to the request frame `request`: (status, body,
+        flags). Raises OSError when the connection ends first, ValueError
+        on a malformed or unauthenticated answer."""
+        h = recv_exact(self.s, HDR)
+        if len(h) != HDR:
+            raise OSError("connection closed (%d header bytes)" % len(h))
+        hd = parse_header(h)
+        if hd["magic"] != MAGIC or not hd["flags"] & FLAG_RESPONSE:
+            raise ValueError("bad response header %r" % hd)
+        b = recv_exact(self.s, hd["body_len"])
+        t = recv_exact(self.s, MAC)
+        if len(b) != hd["body_len"] or len(t) != MAC:
+            raise ValueError("short response")
+        rq = parse_header(request[:HDR])
+        if hd["seq"] != rq["seq"] or hd["req_id"] != rq["req_id"]:
+            raise ValueError("answer to another request: %r" % hd)
+        if has_xxhash and not self.frames.check(h, b, t, self.session, request[:HDR]):
+            raise ValueError("response MAC mismatch")
+        return hd["status"], b, hd["flags"]
+
+    def closed(self, wait=5.0):
+        """True when the server ends the connection within wait seconds."""
+        self.s.settimeout(wait)
+        try:
+            while self.s.recv(65536):
+                pass
+            return True
+        except socket.timeout:
+            return False
+        except OSError:
+            return True
+
+    def close(self):
+        self.s.close()
+
+
 def call(frames, addr, op, body=b"", timeout=5.0):
     """One authenticated request on a fresh connection: (status, body).
     Raises OSError on transport failure, ValueError on a malformed or
     unauthenticated response."""
-    host, port = addr.rsplit(":", 1)
-    s = socket.create_connection((host, int(port)), timeout=timeout)
+    c = Conn(frames, addr, timeout)
     try:
-        s.sendall(frames.frame(op, body))
-        h = recv_exact(s, HDR)
-        if len(h) != HDR:
-            raise ValueError("short response header (%d bytes)" % len(h))
-        hd = parse_header(h)
-        if hd["magic"] != MAGIC or not hd["flags"] & FLAG_RESPONSE:
-            raise ValueError("bad response header %r" % hd)
-        b = recv_exact(s, hd["body_len"])
-        t = recv_exact(s, MAC)
-        if len(b) != hd["body_len"] or len(t) != MAC:
-            raise ValueError("short response")
-        if has_xxhash and not frames.check(h, b, t):
-            raise ValueError("response MAC mismatch")
-        return hd["status"], b
+        req = c.request(op, body)
+        c.send(req)
+        st, b, _ = c.response(req)
+        return st, b
     finally:
-        s.close()
+        c.close()
 
 
 # ---------------------------------------------------------------- encodings (buf.h)

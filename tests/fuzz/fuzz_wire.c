@@ -1,28 +1,33 @@
 /*
  * fuzz_wire.c — libFuzzer driver for the internal frame protocol: header
- * decoding, MAC checking, the client's response parsing and the server's
- * request loop.
+ * decoding, the hello, MAC checking, the replay checks (seq, clock), the
+ * client's response parsing and the server's request loop.
  *
  * Input: byte 0 holds mode bits, the rest is a byte stream of frames.
- *   bit 0  seal: rewrite each frame's trailer with the correct MAC, so the
- *          fuzzer reaches what happens after authentication (handlers,
- *          streaming, statuses) instead of stopping at CAIRN_EAUTH;
- *   bit 1  the client expects the request id found in the first header
- *          (else a fixed one, which mostly tests the mismatch path).
- * Frames are cut from the stream as the receiver would: a 32-byte header,
+ *   bit 0  seal: rewrite each frame's trailer with the correct MAC for the
+ *          session (the server's session is fixed with
+ *          cairn_srv_fix_session), so the fuzzer reaches what happens after
+ *          authentication (handlers, streaming, statuses) instead of
+ *          stopping at CAIRN_EAUTH;
+ *   bit 1  the client expects the request id and seq found in the first
+ *          header (else fixed ones, which mostly tests the mismatch path);
+ *   bit 2  with bit 0, also stamp each frame with the next seq and the
+ *          current clock (else the input's seq and clock stay, and the
+ *          freshness checks refuse most frames).
+ * Frames are cut from the stream as the receiver would: a 40-byte header,
  * then body_len bytes (clamped to what is left), then a 32-byte trailer.
+ * For the server they are sealed as requests; for the client, as answers
+ * to the client's current request (its header is the link).
  *
  * Checked properties, beyond "no crash, no sanitizer report":
- * - a header that decodes re-encodes to the same 32 bytes (the encoding is
+ * - a header that decodes re-encodes to the same 40 bytes (the encoding is
  *   canonical);
  * - a MAC computed in pieces equals the MAC computed in one go;
+ * - a hello decodes only if it re-encodes to the same session, and it
+ *   never yields a session when refused;
  * - the client accepts a response only if it is a well-formed, correctly
  *   MACed response to its request, and never returns a body above
  *   CAIRN_WIRE_MAX_BODY.
- *
- * Build: clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Icommon/include \
- *          tests/fuzz/fuzz_wire.c common/src/wire.c common/src/srv.c common/src/buf.c \
- *          common/src/err.c common/src/log.c -lcrypto -lpthread
  */
 #include <errno.h>
 #include <stdint.h>
@@ -44,6 +49,7 @@
 static cairn_wire_key_t *key;
 static cairn_srv_t *srv;
 static cairn_wire_mac_t *mac;
+static const uint8_t session[CAIRN_WIRE_SESSION_SIZE] = "fuzz session 16b";
 
 /* ---- server routes ---- */
 
@@ -119,14 +125,20 @@ static void init_once(void)
     if (cairn_wire_key_create(SECRET, strlen(SECRET), &key) != 0 ||
         cairn_srv_create(-1, key, routes, sizeof routes / sizeof routes[0], NULL, 1000, &srv) != 0)
         abort();
+    cairn_srv_fix_session(srv, session);
     mac = cairn_wire_mac_create(key);
 }
 
 /* ---- helpers ---- */
 
-/* Copy the frame stream, optionally resealing every trailer. */
-static void build_stream(const uint8_t *p, size_t n, int seal, cairn_buf_t *out)
+/* Copy the frame stream, optionally resealing every trailer: as requests
+ * (link NULL) numbered from seq 1, or as answers to the request header link
+ * (each stamped with link's seq). */
+static void build_stream(const uint8_t *p, size_t n, int mode, const uint8_t *link, cairn_buf_t *out)
 {
+    uint32_t seq = 1;
+    if (link != NULL)
+        seq = cairn_le32_get(link + 12);
     cairn_buf_reset(out);
     while (n >= CAIRN_WIRE_HDR_SIZE) {
         cairn_frame_hdr_t h;
@@ -134,12 +146,19 @@ static void build_stream(const uint8_t *p, size_t n, int seal, cairn_buf_t *out)
         size_t body = rc == 0 && h.body_len < n - CAIRN_WIRE_HDR_SIZE ? (size_t)h.body_len
                                                                        : n - CAIRN_WIRE_HDR_SIZE;
         size_t frame = CAIRN_WIRE_HDR_SIZE + body;
+        size_t start = out->len;
         cairn_buf_append(out, p, frame);
         p += frame;
         n -= frame;
-        if (seal) {
+        if (mode & 1) {
+            uint8_t *hdr = out->base + start;
+            if (mode & 4) {
+                cairn_le32_put(hdr + 12, link ? seq : seq++);
+                cairn_le64_put(hdr + 32, (uint64_t)cairn_wall_ms());
+            }
             uint8_t t[CAIRN_WIRE_MAC_SIZE];
-            cairn_wire_mac_update(mac, out->base + out->len - frame, frame);
+            cairn_wire_mac_begin(mac, session, link, hdr);
+            cairn_wire_mac_update(mac, hdr + CAIRN_WIRE_HDR_SIZE, body);
             cairn_wire_mac_final(mac, t);
             cairn_buf_append(out, t, sizeof t);
             size_t skip = n < CAIRN_WIRE_MAC_SIZE ? n : CAIRN_WIRE_MAC_SIZE;
@@ -187,6 +206,40 @@ static void fuzz_header(const uint8_t *p, size_t n)
     }
 }
 
+/* The first CAIRN_WIRE_HELLO_SIZE bytes as a hello (sealed in seal mode). */
+static void fuzz_hello(const uint8_t *p, size_t n, int mode)
+{
+    if (n < CAIRN_WIRE_HELLO_SIZE)
+        return;
+    uint8_t h[CAIRN_WIRE_HELLO_SIZE], got[CAIRN_WIRE_SESSION_SIZE], again[CAIRN_WIRE_HELLO_SIZE];
+    memcpy(h, p, sizeof h);
+    if (mode & 1) {
+        if (mode & 4)
+            cairn_le64_put(h + 32, (uint64_t)cairn_wall_ms());
+        cairn_wire_mac_begin(mac, NULL, NULL, h);
+        cairn_wire_mac_update(mac, h + CAIRN_WIRE_HDR_SIZE, CAIRN_WIRE_SESSION_SIZE);
+        cairn_wire_mac_final(mac, h + CAIRN_WIRE_HDR_SIZE + CAIRN_WIRE_SESSION_SIZE);
+    }
+    memset(got, 0xa5, sizeof got);
+    int rc = cairn_wire_hello_decode(mac, h, got);
+    if (rc == 0) {
+        if (memcmp(got, h + CAIRN_WIRE_HDR_SIZE, sizeof got) != 0)
+            abort();
+        cairn_wire_hello_encode(mac, got, again); /* a fresh hello of the same session decodes */
+        if (cairn_wire_hello_decode(mac, again, got) != 0 || memcmp(got, h + CAIRN_WIRE_HDR_SIZE, sizeof got) != 0)
+            abort();
+    } else {
+        if (rc != CAIRN_EPROTO && rc != CAIRN_EAUTH)
+            abort();
+        for (size_t i = 0; i < sizeof got; i++)
+            if (got[i] != 0xa5)
+                abort(); /* a refused hello yields nothing */
+    }
+    cairn_frame_hdr_t fh;
+    if (cairn_wire_hdr_decode(h, &fh) == 0)
+        (void)cairn_wire_time_check(fh.time_ms, cairn_wall_ms());
+}
+
 static void fuzz_mac(const uint8_t *p, size_t n)
 {
     if (n < CAIRN_WIRE_MAC_SIZE)
@@ -203,10 +256,24 @@ static void fuzz_mac(const uint8_t *p, size_t n)
     int rc = cairn_wire_mac_check(mac, p + len);
     if (rc != 0 && rc != CAIRN_EAUTH)
         abort();
+    if (len < CAIRN_WIRE_HDR_SIZE)
+        return;
+    /* frame MACs: body in pieces, too */
+    size_t blen = len - CAIRN_WIRE_HDR_SIZE, bcut = blen ? p[1 % len] % (blen + 1) : 0;
+    cairn_wire_mac_begin(mac, session, NULL, p);
+    cairn_wire_mac_update(mac, p + CAIRN_WIRE_HDR_SIZE, blen);
+    cairn_wire_mac_final(mac, one);
+    cairn_wire_mac_begin(mac, session, NULL, p);
+    cairn_wire_mac_update(mac, p + CAIRN_WIRE_HDR_SIZE, bcut);
+    cairn_wire_mac_update(mac, p + CAIRN_WIRE_HDR_SIZE + bcut, blen - bcut);
+    cairn_wire_mac_final(mac, two);
+    if (memcmp(one, two, sizeof one) != 0)
+        abort();
 }
 
-/* The bytes arrive as a response to a request the client just sent. */
-static void fuzz_client(const uint8_t *stream, size_t n, uint64_t req_id)
+/* The bytes arrive as answers to the request the client just sent (whose
+ * header is req_hdr). */
+static void fuzz_client(const uint8_t *stream, size_t n, const uint8_t req_hdr[CAIRN_WIRE_HDR_SIZE])
 {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
@@ -216,7 +283,10 @@ static void fuzz_client(const uint8_t *stream, size_t n, uint64_t req_id)
     cairn_conn_t c;
     cairn_conn_init(&c, "127.0.0.1:1", key, 1000);
     c.fd = sv[0];
-    c.req_id = req_id;
+    c.req_id = cairn_le64_get(req_hdr + 16);
+    c.seq = cairn_le32_get(req_hdr + 12);
+    memcpy(c.session, session, sizeof c.session);
+    memcpy(c.req_hdr, req_hdr, sizeof c.req_hdr);
     cairn_buf_t resp;
     cairn_buf_init(&resp);
     int32_t status = 0;
@@ -261,15 +331,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t n = size - 1;
 
     fuzz_header(p, n);
+    fuzz_hello(p, n, mode);
     fuzz_mac(p, n);
+
+    /* the client's request: fixed, or taken from the first header */
+    cairn_frame_hdr_t rq = {.opcode = 1, .seq = 7, .req_id = 0x1234, .time_ms = cairn_wall_ms()};
+    if ((mode & 2) && n >= CAIRN_WIRE_HDR_SIZE) {
+        rq.opcode = (uint16_t)(p[4] | p[5] << 8);
+        rq.seq = cairn_le32_get(p + 12);
+        rq.req_id = cairn_le64_get(p + 16);
+    }
+    uint8_t req_hdr[CAIRN_WIRE_HDR_SIZE];
+    cairn_wire_hdr_encode(&rq, req_hdr);
 
     cairn_buf_t stream;
     cairn_buf_init(&stream);
-    build_stream(p, n, mode & 1, &stream);
-    uint64_t id = 0x1234;
-    if ((mode & 2) && n >= CAIRN_WIRE_HDR_SIZE)
-        id = cairn_le64_get(p + 16);
-    fuzz_client(stream.base, stream.len, id);
+    build_stream(p, n, mode, req_hdr, &stream);
+    fuzz_client(stream.base, stream.len, req_hdr);
+    build_stream(p, n, mode, NULL, &stream);
     fuzz_server(stream.base, stream.len);
     cairn_buf_dispose(&stream);
     return 0;

@@ -653,6 +653,40 @@ class Cluster:
         return st, d, h
 
 
+def set_config(c, values, procs=None):
+    """Set keys of the cluster's cluster.conf, {section: {key: value}}, and
+    restart the processes that must read them (tools/cairn-cluster writes a
+    new config only on first start, then reuses it): every process, or only
+    those named in procs (kill -9, then started again), which keeps the
+    other processes' ports bound meanwhile. A key already in its section is
+    replaced, a missing one added at the section's end."""
+    path = os.path.join(c.dir, "cluster.conf")
+    with open(path) as f:
+        lines = f.read().splitlines()
+    for section, kv in values.items():
+        head = next((i for i, l in enumerate(lines) if l.strip() == "[%s]" % section), None)
+        check(head is not None, "set_config: no [%s] in %s" % (section, path))
+        end = next((i for i in range(head + 1, len(lines)) if lines[i].lstrip().startswith("[")), len(lines))
+        left = dict((k, str(v)) for k, v in kv.items())
+        for i in range(head + 1, end):
+            name = lines[i].split("=", 1)[0].strip() if "=" in lines[i] else None
+            if name in left:
+                lines[i] = "%s = %s" % (name, left.pop(name))
+        while end > head + 1 and not lines[end - 1].strip():
+            end -= 1
+        lines[end:end] = ["%s = %s" % kv for kv in left.items()]
+    with open(path + ".tmp", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.chmod(path + ".tmp", 0o600)
+    os.replace(path + ".tmp", path)
+    if procs is None:
+        c.stop()
+    else:
+        for name in procs:
+            c.kill9(name)
+    c.start()
+
+
 # ---------------------------------------------------------------- runner
 
 

@@ -80,6 +80,13 @@ def main():
         eq(hashlib.sha256(f.read()).hexdigest(), hashlib.sha256(big).hexdigest(), "download_file of upload_file")
     if not s3.head_object(Bucket=BUCKET, Key="big/file")["ETag"].endswith('-3"'):
         fail("upload_file of 20 MiB should be 3 parts")
+    # GetObject/HeadObject by part number: the transfer manager cut 8 MiB parts.
+    h = s3.head_object(Bucket=BUCKET, Key="big/file", PartNumber=2)
+    eq((h["ContentLength"], h["PartsCount"]), (8 * MiB, 3), "head_object PartNumber=2")
+    r = s3.get_object(Bucket=BUCKET, Key="big/file", PartNumber=3)
+    eq((r["Body"].read() == big[16 * MiB:], r["ContentRange"], r["PartsCount"]),
+       (True, "bytes %d-%d/%d" % (16 * MiB, len(big) - 1, len(big)), 3), "get_object PartNumber=3")
+    eq(error_code(s3.get_object, Bucket=BUCKET, Key="big/file", PartNumber=4), "InvalidPartNumber", "PartNumber=4")
     os.unlink(src)
     os.unlink(dst)
     print("ok transfer_manager")

@@ -490,6 +490,108 @@ def versioning_acl_configs(c):
     expect_error((st, h, body), 403, "AccessDenied", "anonymous get-bucket-versioning")
 
 
+def mpu_by_curl(c, key, parts, headers=None, part_headers=None):
+    """A multipart upload with curl: create (with headers), one UploadPart per
+    bytes in parts (part_headers(i, data) adds headers), Complete. Returns
+    (the Complete answer, the Create answer)."""
+    k = key_path(BUCKET, key)
+    created = c.curl("POST", k, query={"uploads": None}, headers=headers)
+    st, h, body = created
+    if st != 200:
+        return created, created
+    uid = xml_parse(body).findtext("UploadId")
+    doc = "<CompleteMultipartUpload>"
+    for i, p in enumerate(parts):
+        st, h, b = c.ok(c.curl("PUT", k, query={"partNumber": str(i + 1), "uploadId": uid}, data=p,
+                               headers=part_headers(i, p) if part_headers else None), "part %d of %s" % (i + 1, key))
+        doc += "<Part><PartNumber>%d</PartNumber><ETag>%s</ETag></Part>" % (i + 1, h["etag"])
+    doc += "</CompleteMultipartUpload>"
+    return c.curl("POST", k, query={"uploadId": uid}, data=doc.encode()), created
+
+
+@suite.case
+def part_number(c):
+    """GetObject/HeadObject ?partNumber=N: that part's bytes (206, Content-Range,
+    x-amz-mp-parts-count); part 1 of a one-PUT object is all of it; past the
+    last part 416 InvalidPartNumber."""
+    parts = [os.urandom(5 * MiB), os.urandom(5 * MiB + 3), os.urandom(1234)]
+    whole = b"".join(parts)
+    key = "pn/multi"
+    c.ok(mpu_by_curl(c, key, parts)[0], "Complete of %s" % key)
+    base = 0
+    for i, p in enumerate(parts):
+        st, h, body = c.curl("GET", key_path(BUCKET, key), query={"partNumber": str(i + 1)})
+        eq((st, body == p), (206, True), "GET partNumber=%d: status, same bytes" % (i + 1))
+        eq((h.get("content-range"), h.get("x-amz-mp-parts-count"), h.get("content-length")),
+           ("bytes %d-%d/%d" % (base, base + len(p) - 1, len(whole)), "3", str(len(p))),
+           "headers of GET partNumber=%d" % (i + 1))
+        base += len(p)
+    out = c.aws_ok("s3api", "head-object", "--bucket", BUCKET, "--key", key, "--part-number", "2")
+    eq((out.get("ContentLength"), out.get("PartsCount")), (len(parts[1]), 3), "aws head-object --part-number 2")
+    dst = c.tmpfile(suffix=".part")
+    out = c.aws_ok("s3api", "get-object", "--bucket", BUCKET, "--key", key, "--part-number", "3", dst)
+    with open(dst, "rb") as f:
+        eq(f.read(), parts[2], "aws get-object --part-number 3")
+    eq(out.get("PartsCount"), 3, "PartsCount of get-object --part-number")
+    expect_error(c.curl("GET", key_path(BUCKET, key), query={"partNumber": "4"}), 416, "InvalidPartNumber",
+                 "partNumber past the last part")
+    for bad in ("0", "10001", "x", "-1"):
+        expect_error(c.curl("GET", key_path(BUCKET, key), query={"partNumber": bad}), 400, "InvalidArgument",
+                     "partNumber=%s" % bad)
+    expect_error(c.curl("GET", key_path(BUCKET, key), query={"partNumber": "1"}, headers={"Range": "bytes=0-9"}),
+                 400, "InvalidRequest", "partNumber with a Range")
+    # An object of one PUT is one part.
+    small = os.urandom(30000)
+    c.ok(c.curl("PUT", key_path(BUCKET, "pn/single"), data=small), "PUT pn/single")
+    st, h, body = c.curl("GET", key_path(BUCKET, "pn/single"), query={"partNumber": "1"})
+    eq((st, body == small, h.get("content-range"), "x-amz-mp-parts-count" in h),
+       (206, True, "bytes 0-29999/30000", False), "partNumber=1 of a one-PUT object")
+    st, h, _ = c.curl("HEAD", key_path(BUCKET, "pn/single"), query={"partNumber": "1"})
+    eq((st, h.get("content-length")), (206, "30000"), "HEAD partNumber=1 of a one-PUT object")
+    expect_error(c.curl("GET", key_path(BUCKET, "pn/single"), query={"partNumber": "2"}), 416, "InvalidPartNumber",
+                 "partNumber=2 of a one-PUT object")
+    c.ok(c.curl("PUT", key_path(BUCKET, "pn/empty"), data=b""), "PUT pn/empty")
+    st, h, body = c.curl("GET", key_path(BUCKET, "pn/empty"), query={"partNumber": "1"})
+    eq((st, body, "content-range" in h), (200, b"", False), "partNumber=1 of an empty object")
+
+
+@suite.case
+def full_object_checksums(c):
+    """Multipart uploads of checksum type FULL_OBJECT: the object's CRC32,
+    CRC32C or CRC64NVME is the CRC of all its bytes, combined from the parts'
+    CRCs, returned with x-amz-checksum-type: FULL_OBJECT. CRC64NVME is
+    FULL_OBJECT without asking; combinations S3 refuses are refused."""
+    parts = [os.urandom(5 * MiB), os.urandom(77777)]
+    whole = b"".join(parts)
+    for alg, ask in [("crc32", True), ("crc32c", True), ("crc64nvme", False)]:
+        key = "fullck/" + alg
+        hdrs = {"x-amz-checksum-algorithm": alg.upper()}
+        if ask:
+            hdrs["x-amz-checksum-type"] = "FULL_OBJECT"
+        done, created = mpu_by_curl(c, key, parts, headers=hdrs,
+                                    part_headers=lambda i, p: {"x-amz-checksum-" + alg: checksum(alg, p)})
+        eq(created[1].get("x-amz-checksum-type"), "FULL_OBJECT", "type echoed by Create (%s)" % alg)
+        st, h, body = c.ok(done, "Complete of %s" % key)
+        eq(xml_parse(body).findtext("Checksum" + alg.upper()), checksum(alg, whole), "Checksum in Complete (%s)" % alg)
+        eq(head_checksum(c, key), {"x-amz-checksum-" + alg: checksum(alg, whole), "x-amz-checksum-type": "FULL_OBJECT"},
+           "HEAD checksum-mode of a FULL_OBJECT upload (%s)" % alg)
+        st, got, _ = c.get_sha(BUCKET, key)
+        eq(got, sha256(whole), "GET %s" % key)
+    # A part without its CRC: the object has no checksum rather than a wrong one.
+    done, _ = mpu_by_curl(c, "fullck/gap", parts, headers={"x-amz-checksum-algorithm": "CRC32",
+                                                           "x-amz-checksum-type": "FULL_OBJECT"},
+                          part_headers=lambda i, p: {"x-amz-checksum-crc32": checksum("crc32", p)} if i else {})
+    c.ok(done, "Complete of fullck/gap")
+    eq(head_checksum(c, "fullck/gap"), {}, "checksum of an upload with a part lacking its CRC")
+    for hdrs, what in [({"x-amz-checksum-algorithm": "SHA256", "x-amz-checksum-type": "FULL_OBJECT"}, "SHA256 full"),
+                       ({"x-amz-checksum-algorithm": "CRC64NVME", "x-amz-checksum-type": "COMPOSITE"},
+                        "CRC64NVME composite"),
+                       ({"x-amz-checksum-type": "FULL_OBJECT"}, "a type without an algorithm"),
+                       ({"x-amz-checksum-algorithm": "CRC32", "x-amz-checksum-type": "HALF"}, "an unknown type")]:
+        r = c.curl("POST", key_path(BUCKET, "fullck/refused"), query={"uploads": None}, headers=hdrs)
+        expect_error(r, 400, "InvalidRequest", "CreateMultipartUpload with %s" % what)
+
+
 @suite.case
 def boto3_debian(c):
     if not os.path.exists("/usr/bin/python3") or subprocess.run(

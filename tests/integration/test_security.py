@@ -2,12 +2,17 @@
 """Negative security: what an attacker who reaches a port can do, and what
 hostile input does to stored data.
 
-- Internal ports: raw frames (wire.h: 32-byte header, body, 32-byte MAC
+- Internal ports: raw frames (wire.h: 40-byte header, body, 32-byte MAC
   trailer) signed with a wrong key, or plain garbage, sent to every storage
   node and metadata replica are refused: no response carries data, the
   connection is closed, nothing on disk or in metadata changes, and the
   service stays up. A frame built the same way with the cluster key is
   accepted (so the refusals are about the key, not a malformed frame).
+- Replay: a frame made with the cluster key and served once is refused when
+  sent again on its connection, on another connection, or when its clock is
+  outside the skew window, and the refusal changes nothing (a recorded
+  FRAG_DELETE does not delete the fragment put back since; a recorded
+  BUCKET_CREATE does not bring back the bucket deleted since).
 - Presigned URLs: one that expired is refused with AccessDenied "Request
   has expired".
 - Users: a second user's key cannot read, list, overwrite or delete the
@@ -15,6 +20,11 @@ hostile input does to stored data.
 - Hostile S3 requests (huge headers, 2000 headers, bad and hostile XML,
   path traversal keys, NUL bytes, bad percent-encoding, overlong keys,
   broken framing) get a 4xx, and every stored object stays byte-identical.
+- Gateway limits: 1024-byte keys, 1000 keys per DeleteObjects, 4 MiB XML
+  bodies, 16 KiB of headers are enforced with S3 errors; a client that
+  trickles its headers is cut off at the request timeout while others are
+  served; connections and requests past [gateway] max_connections and
+  max_requests get 503 SlowDown.
 - Nothing derived from a key reaches a file path: node data directories
   hold only fan-out directories and <32 hex>.<index> files.
 """
@@ -184,7 +194,10 @@ def node_frames(good, bad, oid, index, k, m):
         ("bad magic", os.urandom(32) + os.urandom(64)),
         ("random bytes", os.urandom(4096)),
         ("header claiming 2^62 bytes", bad.header(wire.OP_FRAG_PUT, 1 << 62) + os.urandom(64)),
-        ("header with reserved bits", struct.pack("<IHHiIQQ", wire.MAGIC, 1, 0x80, 0, 7, 1, 0) + bytes(32)),
+        ("header with unknown flag bits", struct.pack(wire.HDR_FMT, wire.MAGIC, 1, 0x80, 0, 1, 1, 0, wire.now_ms())
+         + bytes(32)),
+        ("a frame of the previous protocol (CRN1, no session)",
+         struct.pack("<IHHiIQQ", 0x314E5243, wire.OP_PING, 0, 0, 0, 1, 0) + bytes(32)),
         ("truncated frame", bad.header(wire.OP_FRAG_GET, 29) + o[:5]),
     ]
     if wire.has_xxhash:
@@ -297,26 +310,104 @@ def meta_ports_refuse_wrong_key(c):
     objects_intact(c, "after wrong-key frames to the metadata replicas")
 
 
+def refused_replay(conn, frame, what):
+    """Send a recorded frame on conn: it must get an EAUTH answer with no
+    body, flagged CLOSE, and the connection must end. Returns problems."""
+    bad = []
+    try:
+        conn.send(frame)
+        st, body, flags = conn.response(frame)
+        if st != wire.EAUTH:
+            bad.append("%s: answered %s" % (what, wire.errname(st)))
+        if body:
+            bad.append("%s: answer carries %d bytes" % (what, len(body)))
+        if not flags & wire.FLAG_CLOSE:
+            bad.append("%s: answer without the close flag" % what)
+    except OSError:
+        pass  # closed without an answer: refused too
+    except ValueError as e:
+        bad.append("%s: %s" % (what, e))
+    if not conn.closed():
+        bad.append("%s: connection still open" % what)
+    conn.close()
+    return bad
+
+
 @suite.case
-def replayed_frame(c):
-    """A frame captured off the wire can be sent again. Reported, not failed:
-    wire.h has no nonce or timestamp, so there is no replay window yet."""
+def replayed_frames(c):
+    """Frames made with the cluster key and served once, sent again."""
     if not wire.has_xxhash:
         print("# replay: skipped (libxxhash not loadable)")
         return
     good = wire.Frames(conf_value(c, "cluster", "secret"))
-    oid, nodes, k, m = FRAG_OF["victim"]
-    addr = node_addrs(c)["node-%d" % nodes[0]]
-    frame = good.frame(wire.OP_FRAG_STAT, bytes.fromhex(oid) + b"\0", req_id=0x1234)
-    res1 = wire.exchange(addr, frame, timeout=2)
-    time.sleep(1.1)
-    res2 = wire.exchange(addr, frame, timeout=2)
-    ok = [r["frames"] and r["frames"][0][0]["status"] == 0 for r in (res1, res2)]
-    if all(ok):
-        print("# finding: a byte-identical authenticated frame sent again %.1f s later is served again "
-              "(no replay window in the internal protocol)" % 1.1)
-    else:
-        print("# replay: the second copy of a frame was refused")
+    oid_v, nodes, k, m = FRAG_OF["victim"]
+    nid = nodes[0]
+    addr = node_addrs(c)["node-%d" % nid]
+    oid = os.urandom(16)
+    path = wire.frag_path(c.dir, nid, oid.hex(), 0)
+    frag = build_fragment(oid.hex(), 0, k, m, b"replay scratch " * 50)
+    problems = []
+
+    def put_back():
+        st, _ = wire.call(good, addr, wire.OP_FRAG_PUT, frag)
+        eq(wire.errname(st), "ok", "FRAG_PUT of the scratch fragment")
+        check(os.path.exists(path), "scratch fragment not at %s" % path)
+
+    put_back()
+    # A FRAG_DELETE recorded off the wire: served once...
+    a = wire.Conn(good, addr)
+    delete = a.request(wire.OP_FRAG_DELETE, oid + b"\0", req_id=0xDE1)
+    a.send(delete)
+    st, body, flags = a.response(delete)
+    eq(wire.errname(st), "ok", "the recorded FRAG_DELETE, first time")
+    check(not os.path.exists(path), "FRAG_DELETE did not delete %s" % path)
+    put_back()
+    # ... then sent again on its connection, and on another one.
+    problems += refused_replay(a, delete, "FRAG_DELETE again on its connection")
+    check(os.path.exists(path), "a replayed FRAG_DELETE deleted the fragment")
+    problems += refused_replay(wire.Conn(good, addr), delete, "FRAG_DELETE on a second connection")
+    check(os.path.exists(path), "a FRAG_DELETE replayed on another connection deleted the fragment")
+    # Right session and seq, but a clock outside the window (made for later, or kept from before).
+    for off, what in [(-2 * wire.SKEW_MS, "stamped 2 minutes ago"), (2 * wire.SKEW_MS, "stamped 2 minutes ahead")]:
+        b = wire.Conn(good, addr)
+        f = good.frame(wire.OP_FRAG_DELETE, oid + b"\0", 0xDE2, b.session, 1, wire.now_ms() + off)
+        problems += refused_replay(b, f, "FRAG_DELETE %s" % what)
+        check(os.path.exists(path), "a FRAG_DELETE %s deleted the fragment" % what)
+    # Two requests of one connection swapped.
+    b = wire.Conn(good, addr)
+    first, second = b.request(wire.OP_PING), b.request(wire.OP_FRAG_DELETE, oid + b"\0")
+    problems += refused_replay(b, second, "FRAG_DELETE sent before the request numbered before it")
+    check(os.path.exists(path), "a reordered FRAG_DELETE deleted the fragment")
+    st, _ = wire.call(good, addr, wire.OP_FRAG_DELETE, oid + b"\0")
+    eq(wire.errname(st), "ok", "cleaning up the scratch fragment")
+
+    # Metadata: a recorded BUCKET_CREATE, replayed after the bucket was deleted.
+    ps = wire.put_str
+    create_body = ps("replayed-bucket") + ps("cairn")
+    created = None
+    for maddr in meta_addrs(c):
+        conn = wire.Conn(good, maddr)
+        f = conn.request(wire.OP_META_BUCKET_CREATE, create_body, req_id=0xB0C)
+        conn.send(f)
+        st, body, flags = conn.response(f)
+        if st == 0:
+            created = (maddr, conn, f)
+            break
+        conn.close()
+    check(created is not None, "no metadata replica created the bucket")
+    maddr, conn, f = created
+    mc = wire.MetaClient(good, meta_addrs(c))
+    eq(wire.errname(mc.call(112, ps("replayed-bucket"))[0]), "ok", "BUCKET_HEAD of the bucket made by the frame")
+    eq(wire.errname(mc.call(111, create_body)[0]), "ok", "BUCKET_DELETE of that bucket")
+    problems += refused_replay(conn, f, "BUCKET_CREATE again on its connection")
+    problems += refused_replay(wire.Conn(good, maddr), f, "BUCKET_CREATE on a second connection")
+    time.sleep(0.5)
+    st = mc.call(112, ps("replayed-bucket"))[0]
+    check(st != 0, "the deleted bucket is back after the replayed BUCKET_CREATE")
+    check(not problems, "\n  ".join(problems))
+    for n in c.proc_names():
+        check(c.alive(n), "%s died" % n)
+    objects_intact(c, "after replayed frames")
 
 
 # ---------------------------------------------------------------- presigned URLs
@@ -603,7 +694,7 @@ def no_key_in_file_paths(c):
         for dirpath, dirs, files in os.walk(root):
             rel = os.path.relpath(dirpath, root)
             if rel == ".":
-                extra = set(dirs + files) - {"frags", "tmp"}
+                extra = set(dirs + files) - {"frags", "tmp", "quarantine", "scrub.state"}
                 bad += ["%s/%s" % (n, x) for x in sorted(extra)]
             elif rel == "frags":
                 bad += ["%s/frags/%s" % (n, x) for x in dirs if not FAN_RE.match(x)]
@@ -617,6 +708,9 @@ def no_key_in_file_paths(c):
                         bad.append("%s/%s/%s" % (n, rel, f))
             elif rel == "tmp":
                 bad += ["%s/tmp/%s" % (n, x) for x in dirs + [f for f in files if not TMP_RE.match(f)]]
+            elif rel == "quarantine":  # <32 hex>.<n>.<found ms>.<reason>
+                bad += ["%s/quarantine/%s" % (n, x) for x in dirs + [f for f in files
+                                                                    if not re.match(r"^[0-9a-f]{32}(\.\d+){3}$", f)]]
             else:
                 bad.append("%s/%s (unexpected directory)" % (n, rel))
     # Anything named after a key, anywhere in the cluster directory.
@@ -635,6 +729,222 @@ def no_key_in_file_paths(c):
         if os.path.exists(p):
             bad.append("%s exists" % p)
     check(not bad, "unexpected names under the data directories:\n  " + "\n  ".join(bad[:40]))
+
+
+# ---------------------------------------------------------------- gateway limits
+
+def delete_objects(cl, keys):
+    body = "<Delete>%s</Delete>" % "".join(
+        "<Object><Key>%s</Key></Object>" % k.replace("&", "&amp;").replace("<", "&lt;") for k in keys)
+    body = body.encode()
+    return cl.request("POST", "/" + BUCKET, "delete=", body=body, headers={
+        "content-md5": __import__("base64").b64encode(hashlib.md5(body).digest()).decode()})
+
+
+@suite.case
+def limits_keys_xml_headers(c):
+    """Key length, DeleteObjects size, XML body size and header section
+    size are refused with their S3 errors; nothing stored changes."""
+    check(OBJECTS, "no objects (setup failed)")
+    cl = client(c)
+    problems = []
+    try:
+        # Keys: 1024 bytes is the largest S3 allows.
+        eq(cl.put(BUCKET, "k" * 1024, b"longest key")[0], 200, "PUT a 1024-byte key")
+        st, h, body = cl.get(BUCKET, "k" * 1024)
+        eq((st, body), (200, b"longest key"), "GET of the 1024-byte key")
+        eq(cl.delete(BUCKET, "k" * 1024)[0], 204, "DELETE of the 1024-byte key")
+        st, h, body = cl.put(BUCKET, "k" * 1025, b"x")
+        eq((st, xml_error_code(body)), (400, "KeyTooLongError"), "PUT a 1025-byte key")
+        # DeleteObjects: 1000 keys at most; a 1025-byte key is an error of its own.
+        st, h, body = delete_objects(cl, ["absent-%d" % i for i in range(1001)] + ["victim"])
+        eq((st, xml_error_code(body)), (400, "MalformedXML"), "DeleteObjects of 1002 keys")
+        st, h, body = delete_objects(cl, ["absent-%d" % i for i in range(999)] + ["L" * 1025])
+        eq(st, 200, "DeleteObjects of 1000 keys, one of 1025 bytes")
+        check(body.count(b"<Deleted>") == 999 and b"<Code>KeyTooLongError</Code>" in body,
+              "DeleteObjects with a 1025-byte key: %s" % short(body[-300:]))
+        # XML bodies above 4 MiB are refused whole.
+        st, h, body = delete_objects(cl, ["x" * 1000] * 4300)
+        eq((st, xml_error_code(body)), (400, "MalformedXML"), "DeleteObjects of 4300 keys (4.4 MB of XML)")
+        # Header section: [gateway] max_header_size (16 KiB) with an S3 error,
+        # far below h2o's own head limit (about 408 KiB, then a bare close).
+        for size in (20000, 300000):
+            st, h, body = cl.request("GET", s3.quote_key(BUCKET, "victim"), headers={"x-pad": "a" * size})
+            if (st, xml_error_code(body)) != (400, "RequestHeaderSectionTooLarge"):
+                problems.append("a %d-byte header: %d %s" % (size, st, xml_error_code(body)))
+        st, h, body = cl.get(BUCKET, "victim", headers={"x-pad": "a" * 8000})
+        eq((st, body == OBJECTS["victim"]), (200, True), "GET with an 8 KB header (allowed)")
+        # Header count: h2o parses at most 100 and closes the connection past that.
+        st, h, body = cl.get(BUCKET, "victim", headers={"x-h%d" % i: "v" for i in range(80)})
+        eq((st, body == OBJECTS["victim"]), (200, True), "GET with 80 extra headers")
+        try:
+            st = cl.get(BUCKET, "victim", headers={"x-h%d" % i: "v" for i in range(150)})[0]
+            if st != 400:
+                problems.append("150 headers: %d" % st)
+        except (s3.NotSent, s3.Indeterminate):
+            cl.close()  # closed by h2o: refused
+    finally:
+        cl.close()
+    check(not problems, "\n  ".join(problems))
+    objects_intact(c, "after the limit checks")
+
+
+def signed_raw(c, method, path, extra=None):
+    host, port = c.endpoint.split("//")[1].rsplit(":", 1)
+    h = {"host": "%s:%s" % (host, port)}
+    h.update(extra or {})
+    h = s3.sign_headers(method, path, "", h, c.ak, c.sk, c.region)
+    return ("%s %s HTTP/1.1\r\n" % (method, path)).encode() + \
+        b"".join(("%s: %s\r\n" % kv).encode() for kv in h.items()) + b"\r\n"
+
+
+def gw_socket(c, rcvbuf=None, timeout=10):
+    host, port = c.endpoint.split("//")[1].rsplit(":", 1)
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.settimeout(timeout)
+    s.connect((host, int(port)))
+    return s
+
+
+def read_status(s):
+    """The status of the HTTP answer on s, or None if the connection ends first."""
+    out = b""
+    try:
+        while b"\r\n" not in out:
+            b = s.recv(4096)
+            if not b:
+                break
+            out += b
+    except OSError:
+        pass
+    m = re.match(rb"HTTP/1\.[01] (\d{3})", out)
+    return int(m.group(1)) if m else None
+
+
+def get_victim_ok(c, what):
+    cl = client(c)
+    try:
+        st, h, body = cl.get(BUCKET, "victim")
+    finally:
+        cl.close()
+    eq((st, body == OBJECTS["victim"]), (200, True), what)
+
+
+def trickle(c, out, interval=1.0):
+    """Send a request head one byte a second; record when the server ended
+    the connection (seconds after connect) and how many bytes got through."""
+    head = signed_raw(c, "GET", s3.quote_key(BUCKET, "victim"))
+    s = gw_socket(c)
+    t0 = time.time()
+    sent = 0
+    try:
+        for i in range(len(head) - 2):  # never the final CRLF: the head never ends
+            try:
+                s.send(head[i:i + 1])
+                sent += 1
+            except OSError:
+                break
+            r, _, _ = __import__("select").select([s], [], [], interval)
+            if r:
+                try:
+                    if not s.recv(4096):
+                        break
+                except OSError:
+                    break
+            if time.time() - t0 > 60:
+                break
+    finally:
+        out["closed_after"] = time.time() - t0
+        out["sent"] = sent
+        s.close()
+
+
+@suite.case
+def limits_slow_clients_connections_requests(c):
+    """[gateway] request_timeout_ms cuts off a client trickling its headers
+    while others are served; max_connections and max_requests answer 503
+    SlowDown past the limit, and service resumes once below it."""
+    check(OBJECTS, "no objects (setup failed)")
+    import harness
+    import threading
+    big = os.urandom(24 << 20)  # a GET of it cannot finish into a small receive buffer
+    cl = client(c)
+    try:
+        eq(cl.put(BUCKET, "limits-big", big)[0], 200, "PUT a 24 MiB object")
+    finally:
+        cl.close()
+    timeout_ms, max_conns, max_reqs = 4000, 8, 4
+    harness.set_config(c, {"gateway": {"request_timeout_ms": timeout_ms, "max_connections": max_conns,
+                                       "max_requests": max_reqs}})
+    try:
+        # Slowloris: one byte a second, never ending the head.
+        res = {}
+        t = threading.Thread(target=trickle, args=(c, res))
+        t.start()
+        time.sleep(1.5)
+        get_victim_ok(c, "GET while a client trickles its headers")
+        t.join(90)
+        check(not t.is_alive(), "the trickling client was never cut off")
+        print("# slowloris: cut off after %.1f s (%d header bytes sent), request_timeout_ms %d" %
+              (res["closed_after"], res["sent"], timeout_ms))
+        check(timeout_ms / 1000.0 - 0.5 <= res["closed_after"] <= timeout_ms / 1000.0 + 3,
+              "trickling client cut off after %.1f s, request timeout %d ms" % (res["closed_after"], timeout_ms))
+
+        # Connections: max_conns idle ones, then one more.
+        idle = [gw_socket(c) for _ in range(max_conns)]
+        time.sleep(0.5)
+        s = gw_socket(c)
+        s.sendall(signed_raw(c, "GET", s3.quote_key(BUCKET, "victim")))
+        st = read_status(s)
+        s.close()
+        for x in idle:
+            x.close()
+        eq(st, 503, "connection %d of max_connections %d" % (max_conns + 1, max_conns))
+        deadline = time.time() + 10
+        while True:  # the server notices the closes
+            try:
+                get_victim_ok(c, "GET after the idle connections closed")
+                break
+            except Exception:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.3)
+
+        # Requests in flight: max_reqs GETs of the big object that are not read.
+        stuck = []
+        for _ in range(max_reqs):
+            x = gw_socket(c, rcvbuf=4096)
+            x.sendall(signed_raw(c, "GET", s3.quote_key(BUCKET, "limits-big")))
+            stuck.append(x)
+        time.sleep(1.5)
+        cl = client(c)
+        try:
+            st, h, body = cl.get(BUCKET, "victim")
+        finally:
+            cl.close()
+        eq((st, xml_error_code(body)), (503, "SlowDown"), "request %d of max_requests %d" % (max_reqs + 1, max_reqs))
+        for x in stuck:
+            x.close()
+        deadline = time.time() + 15
+        while True:
+            try:
+                get_victim_ok(c, "GET after the stuck requests ended")
+                break
+            except Exception:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.3)
+    finally:
+        harness.set_config(c, {"gateway": {"request_timeout_ms": 600000, "max_connections": 4096,
+                                           "max_requests": 1024}})
+    cl = client(c)
+    try:
+        cl.delete(BUCKET, "limits-big")
+    finally:
+        cl.close()
+    objects_intact(c, "after the limits")
 
 
 @suite.case

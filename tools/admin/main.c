@@ -25,8 +25,23 @@ static const struct {
     admin_cmd_fn fn;
     const char *help;
 } groups[] = {
+    {"rebalance", admin_rebalance, "[--dry-run] [--rate MB/s] [--parallel N] [--restart] | status"},
+    {"repair", admin_repair, "[--dry-run] [--rate MB/s] [--parallel N]"},
+    {"gc", admin_gc, "[--dry-run] [--min-age SECONDS]"},
     {"meta", admin_meta, "status | add ID ADDR RAFT_ADDR | remove ID | transfer [ID] | bench [-n N] [-c C]"},
+    {"status", admin_status, "[--deep]"},
+    {"node", admin_node, "list | add ADDR [--zone Z] [--weight W] [--id N] | drain|undrain|out ID | weight ID W"
+                         " | remove ID [--force]"},
 };
+
+/* Does a group's command line ask for its usage? Then no configuration is needed. */
+static int wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return 1;
+    return 0;
+}
 
 static void usage(FILE *out)
 {
@@ -35,7 +50,7 @@ static void usage(FILE *out)
                  "  --json          machine-readable output (where a command offers it)\n"
                  "groups:\n");
     for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++)
-        fprintf(out, "  %-6s %s\n", groups[i].name, groups[i].help);
+        fprintf(out, "  %-9s %s\n", groups[i].name, groups[i].help);
 }
 
 int main(int argc, char **argv)
@@ -67,11 +82,16 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     cairn_log_init("admin", "-", CAIRN_LOG_WARN);
     char err[256];
+    int help_only = 0;
     if (cairn_cfg_load(config, &a.cfg, err, sizeof err) != 0) {
-        fprintf(stderr, "cairn-admin: %s\n", err);
-        return 2;
+        if (!wants_help(argc - optind, argv + optind)) {
+            fprintf(stderr, "cairn-admin: %s\n", err);
+            return 2;
+        }
+        memset(&a.cfg, 0, sizeof a.cfg);
+        help_only = 1;
     }
-    int rc = cairn_wire_key_create(a.cfg.secret, strlen(a.cfg.secret), &a.key);
+    int rc = help_only ? 0 : cairn_wire_key_create(a.cfg.secret, strlen(a.cfg.secret), &a.key);
     if (rc != 0) {
         fprintf(stderr, "cairn-admin: cluster key: %s\n", cairn_strerror(rc));
         return 2;

@@ -53,13 +53,6 @@ static int parse_id(const char *s, uint64_t *id)
 
 /* ---- status ---- */
 
-typedef struct {
-    char addr[128];
-    uint64_t id;     /* 0 until known */
-    int answered;
-    cairn_meta_status_t st;
-} row_t;
-
 static int ask_status(admin_t *a, const char *addr, cairn_meta_status_t *st)
 {
     cairn_conn_t c;
@@ -77,101 +70,151 @@ static int ask_status(admin_t *a, const char *addr, cairn_meta_status_t *st)
     return rc;
 }
 
-static row_t *find_row(row_t *rows, size_t n, uint64_t id, const char *addr)
+/* The row of replica id, else of address addr (either may be 0 / NULL). */
+static admin_replica_t *find_row(admin_replica_t *rows, size_t n, uint64_t id, const char *addr)
 {
     for (size_t i = 0; i < n; i++)
-        if ((id && rows[i].id == id) || (addr && addr[0] && strcmp(rows[i].addr, addr) == 0))
+        if (id && rows[i].id == id)
+            return &rows[i];
+    for (size_t i = 0; i < n; i++)
+        if (addr && addr[0] && strcmp(rows[i].addr, addr) == 0)
             return &rows[i];
     return NULL;
 }
 
-static int cmd_status(admin_t *a)
+/* Fold rows that turned out to be the same replica (a configured address
+ * that answered with an id a member list had already reported) into the
+ * first of them: the one that answered keeps its view. */
+static size_t merge_rows(admin_replica_t *rows, size_t n)
 {
-    enum { MAXROWS = CAIRN_META_MAX_MEMBERS + CAIRN_CFG_MAX_META };
-    row_t rows[MAXROWS];
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = i + 1; j < n;) {
+            if (rows[i].id == 0 || rows[j].id != rows[i].id) {
+                j++;
+                continue;
+            }
+            if (!rows[i].answered && rows[j].answered) {
+                char addr[128];
+                memcpy(addr, rows[i].addr, sizeof addr);
+                rows[i] = rows[j];
+                if (rows[i].addr[0] == '\0')
+                    memcpy(rows[i].addr, addr, sizeof addr);
+            } else if (rows[i].addr[0] == '\0') {
+                memcpy(rows[i].addr, rows[j].addr, sizeof rows[i].addr);
+            }
+            memmove(&rows[j], &rows[j + 1], (n - j - 1) * sizeof rows[0]);
+            n--;
+        }
+    return n;
+}
+
+size_t admin_meta_replicas(admin_t *a, admin_replica_t *rows, int *leader)
+{
     size_t n = 0;
     char list[CAIRN_CFG_MAX_META][128];
     int nl = cairn_cfg_split_addrs(a->cfg.meta_addr, list, CAIRN_CFG_MAX_META);
     for (int i = 0; i < nl; i++) {
         memset(&rows[n], 0, sizeof rows[n]);
         memcpy(rows[n].addr, list[i], 128);
-        const cairn_cfg_meta_t *m = NULL;
-        for (size_t k = 0; k < a->cfg.nmetas && m == NULL; k++)
+        for (size_t k = 0; k < a->cfg.nmetas; k++)
             if (strcmp(a->cfg.metas[k].addr, list[i]) == 0)
-                m = &a->cfg.metas[k];
-        rows[n].id = m ? m->id : 0;
+                rows[n].id = a->cfg.metas[k].id;
         n++;
     }
-    /* Ask each row once; members reported by a replica that we do not know
-     * yet become new rows (asked in a later pass). */
+    /* Ask each row once; members reported by a replica that no row holds
+     * yet (by id, else by address) become new rows, asked in a later pass. */
     for (size_t i = 0; i < n; i++) {
-        row_t *r = &rows[i];
-        if (ask_status(a, r->addr, &r->st) == 0) {
+        admin_replica_t *r = &rows[i];
+        if (r->addr[0] && ask_status(a, r->addr, &r->st) == 0) {
             r->answered = 1;
             r->id = r->st.id;
         }
         if (!r->answered)
             continue;
         for (size_t k = 0; k < r->st.nmembers; k++) {
-            row_t *o = find_row(rows, n, r->st.members[k].id, NULL);
-            if (o == NULL && n < MAXROWS) {
+            const char *maddr = r->st.members[k].addr;
+            admin_replica_t *o = find_row(rows, n, r->st.members[k].id, maddr);
+            if (o == NULL && n < ADMIN_MAX_REPLICAS) {
                 o = &rows[n++];
                 memset(o, 0, sizeof *o);
-                o->id = r->st.members[k].id;
             }
-            if (o && o->addr[0] == '\0')
-                memcpy(o->addr, r->st.members[k].addr, 128);
+            if (o == NULL)
+                continue;
+            if (o->id == 0)
+                o->id = r->st.members[k].id;
+            if (o->addr[0] == '\0')
+                memcpy(o->addr, maddr, 128);
         }
     }
+    n = merge_rows(rows, n);
     /* The leader's view of the membership decides who is a member. */
-    const cairn_meta_status_t *lead = NULL;
+    int lead = -1;
     for (size_t i = 0; i < n; i++)
         if (rows[i].answered && rows[i].st.role == CAIRN_META_ROLE_LEADER &&
-            (lead == NULL || rows[i].st.term > lead->term))
-            lead = &rows[i].st;
+            (lead < 0 || rows[i].st.term > rows[lead].st.term))
+            lead = (int)i;
+    for (size_t i = 0; i < n; i++) {
+        admin_replica_t *r = &rows[i];
+        r->member = lead < 0;
+        r->kind = lead < 0 ? "voter" : "not a member";
+        const cairn_meta_status_t *ls = lead < 0 ? NULL : &rows[lead].st;
+        for (size_t k = 0; ls && k < ls->nmembers; k++)
+            if (ls->members[k].id == r->id) {
+                r->member = 1;
+                r->kind = ls->members[k].kind == CAIRN_META_MEMBER_VOTER   ? "voter"
+                          : ls->members[k].kind == CAIRN_META_MEMBER_SPARE ? "spare"
+                                                                           : "standby";
+            }
+    }
+    *leader = lead;
+    return n;
+}
+
+void admin_meta_replicas_print(admin_t *a, const admin_replica_t *rows, size_t n)
+{
     if (a->json)
         printf("[");
     else
         printf("%-4s %-22s %-12s %8s %10s %10s\n", "ID", "ADDRESS", "ROLE", "TERM", "COMMIT", "APPLIED");
-    int first = 1;
     for (size_t i = 0; i < n; i++) {
-        row_t *r = &rows[i];
-        const char *kind = "";
-        int member = lead == NULL;
-        for (size_t k = 0; lead && k < lead->nmembers; k++)
-            if (lead->members[k].id == r->id) {
-                member = 1;
-                kind = lead->members[k].kind == CAIRN_META_MEMBER_VOTER   ? ""
-                       : lead->members[k].kind == CAIRN_META_MEMBER_SPARE ? "spare"
-                                                                           : "standby";
-            }
-        if (!member)
-            kind = "not a member";
+        const admin_replica_t *r = &rows[i];
         const char *role = r->answered ? cairn_meta_role_name(r->st.role) : "unreachable";
+        /* the table names only what is unusual */
+        const char *note = strcmp(r->kind, "voter") == 0 ? "" : r->kind;
         if (a->json) {
-            printf("%s{\"id\":%llu,\"address\":\"%s\",\"role\":\"%s\"", first ? "" : ",", (unsigned long long)r->id,
-                   r->addr, role);
+            printf("%s{\"id\":%llu,\"address\":", i ? "," : "", (unsigned long long)r->id);
+            admin_json_str(r->addr);
+            printf(",\"role\":\"%s\"", role);
             if (r->answered)
                 printf(",\"term\":%llu,\"commit\":%llu,\"applied\":%llu,\"snapshot\":%llu",
                        (unsigned long long)r->st.term, (unsigned long long)r->st.commit,
                        (unsigned long long)r->st.applied, (unsigned long long)r->st.snapshot_index);
-            printf(",\"member\":%s,\"kind\":\"%s\"}", member ? "true" : "false", kind[0] ? kind : "voter");
+            printf(",\"member\":%s,\"kind\":\"%s\"}", r->member ? "true" : "false", r->kind);
         } else if (r->answered) {
             printf("%-4llu %-22s %-12s %8llu %10llu %10llu%s%s\n", (unsigned long long)r->id, r->addr, role,
                    (unsigned long long)r->st.term, (unsigned long long)r->st.commit,
-                   (unsigned long long)r->st.applied, kind[0] ? "  " : "", kind);
+                   (unsigned long long)r->st.applied, note[0] ? "  " : "", note);
         } else {
             char id[24] = "?";
             if (r->id)
                 snprintf(id, sizeof id, "%llu", (unsigned long long)r->id);
             printf("%-4s %-22s %-12s %8s %10s %10s%s%s\n", id, r->addr[0] ? r->addr : "?", role, "-", "-", "-",
-                   kind[0] ? "  " : "", kind);
+                   note[0] ? "  " : "", note);
         }
-        first = 0;
     }
     if (a->json)
-        printf("]\n");
-    return lead ? 0 : 1;
+        printf("]");
+}
+
+static int cmd_status(admin_t *a)
+{
+    static admin_replica_t rows[ADMIN_MAX_REPLICAS]; /* ~100 KiB */
+    int lead;
+    size_t n = admin_meta_replicas(a, rows, &lead);
+    admin_meta_replicas_print(a, rows, n);
+    if (a->json)
+        printf("\n");
+    return lead >= 0 ? 0 : 1;
 }
 
 /* ---- membership ---- */
@@ -302,6 +345,11 @@ static int cmd_bench(admin_t *a, int total, int conc)
 
 int admin_meta(admin_t *a, int argc, char **argv)
 {
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            meta_usage(stdout);
+            return 0;
+        }
     if (argc < 2) {
         meta_usage(stderr);
         return 2;

@@ -4,14 +4,19 @@
  * cairn-bench speaks plain HTTP/1.1 with keep-alive to one S3 endpoint, one
  * blocking connection per thread, and signs every request itself with SigV4
  * (header auth, x-amz-content-sha256: UNSIGNED-PAYLOAD, so the client never
- * hashes a body). It is built from four files:
+ * hashes a body); with --raw it sends the same requests unsigned, to measure
+ * a plain web server with the same client. It is built from these files:
  *   client.c   the connection: SigV4 signing, sending a request with a
  *              streamed body, reading the response into a sink
  *   payload.c  object contents that can be checked without storing them:
  *              a 32-byte header (magic, seed, size, checksum) followed by
  *              bytes of a shared random pool at an offset chosen by the seed
- *   run.c      the workloads (put, get, mixed, list, delete), the worker
- *              threads, per-thread latency and error records
+ *   run.c      the workloads (put, get, head, mixed, list, delete), the
+ *              worker threads, per-thread latency and error records
+ *   local.c    what does not go through S3: `files` (the objects as files,
+ *              for a web server to serve), `memcpy` (a reference figure)
+ *   load.c     `load`: empty objects written straight into the metadata
+ *              tier, to fill a bucket with many keys quickly
  *   main.c     options, the report (text or JSON), the exit status
  *
  * Caveats:
@@ -103,6 +108,7 @@ typedef struct bench_target_s {
     char port[16];
     const char *access_key, *secret_key, *region;
     int timeout_ms;     /* send/receive timeout of each socket call */
+    int raw;            /* send requests unsigned (a plain HTTP server, not S3) */
 } bench_target_t;
 
 /* Parse "http://host[:port][/]" into t->host/addr/port. 0, or -1 with a message on stderr. */
@@ -179,6 +185,7 @@ typedef enum {
     BENCH_WL_MIXED,   /* random operations by weight over prepared keys */
     BENCH_WL_LIST,    /* ListObjectsV2 pages over the prepared keys, start to end, again and again */
     BENCH_WL_DELETE,  /* DELETE each prepared key once */
+    BENCH_WL_HEAD,    /* HEAD random keys among --objects prepared ones */
 } bench_workload_t;
 
 /* Everything a run needs. Filled by main.c; read-only during the run. */
@@ -250,6 +257,53 @@ typedef struct bench_result_s {
  */
 int bench_run(const bench_cfg_t *cfg, const bench_pool_t *pool, bench_result_t *res);
 void bench_result_dispose(bench_result_t *res);
+/* user+sys seconds of cfg->watch_pids (all their threads) so far, or -1 if one is gone. */
+double bench_watched_cpu(const bench_cfg_t *cfg);
+/* Non-idle and stolen CPU seconds of the whole machine so far (/proc/stat); 0 if unreadable. */
+void bench_machine_cpu(double *busy, double *steal);
+/* Set bucket (of bucket_len bytes) and key (of key_len) to the names of key index i under cfg. */
+void bench_key_name(const bench_cfg_t *cfg, uint64_t i, char *bucket, size_t bucket_len, char *key, size_t key_len);
+
+/* ---------------------------------------------------------------- local.c */
+
+/*
+ * Write objects 0..cfg->objects-1 as files DIR/BUCKET/PREFIX/o<i>, with the
+ * bytes a PUT of the same key would send, so that a web server serving DIR
+ * answers GET /BUCKET/PREFIX/o<i> with what `get --raw` can verify.
+ * Directories are created as needed. 0, or -1 with a message on stderr.
+ */
+int bench_files(const bench_cfg_t *cfg, const bench_pool_t *pool, const char *dir);
+
+/* memcpy bandwidth of one thread, in GB/s (10^9 bytes per second), for a
+ * buffer that fits in the L2 cache (256 KiB) and for one that does not
+ * (64 MiB). Takes about a second. */
+void bench_memcpy_speed(double *in_cache_gb_s, double *memory_gb_s);
+
+/* ---------------------------------------------------------------- load.c */
+
+/* What a load did. */
+typedef struct bench_load_s {
+    uint64_t loaded;        /* records committed */
+    uint64_t failed;
+    int first_err;          /* cairn error of the first failure */
+    double elapsed_s;
+    double watched_cpu_s;   /* -1 when not watched or unreadable */
+    double machine_busy_s;
+    int64_t *lat_ns;        /* sorted commit latencies, `loaded` of them */
+} bench_load_t;
+
+/*
+ * Fill cfg->bucket with empty objects PREFIX/o0 .. o<objects-1>, committed
+ * straight to the metadata tier of the cluster configured in conf_path
+ * (its [cluster] meta and secret, its [s3] access_key as the bucket's
+ * owner), from cfg->concurrency threads with one metadata client each.
+ * The records are what the gateway commits for an empty PUT (inline, no
+ * data, the MD5 of nothing as ETag). The bucket is created if missing.
+ * Stops early after cfg->duration_s when cfg->count is 0 and the duration
+ * was given (dur_given). Returns 0, or -1 when set-up failed (message on
+ * stderr); failed commits are counted in *out. Free out->lat_ns.
+ */
+int bench_load(const bench_cfg_t *cfg, const char *conf_path, int dur_given, bench_load_t *out);
 /* The q-quantile (0..1) of sorted latencies, nearest rank; 0 when empty. */
 int64_t bench_quantile(const int64_t *sorted, size_t n, double q);
 

@@ -11,6 +11,8 @@
  *
  * The wire path is the canonical URI: the key percent-encoded once with
  * the AWS rules and '/' kept, which is what S3 expects (no double encoding).
+ * With target->raw the same request goes out without the x-amz headers and
+ * the signature, for a plain web server.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -220,10 +222,34 @@ static const char *build_path(bench_conn_t *c, const bench_req_t *rq)
     return c->enc;
 }
 
+/* The value of a Content-Length header the request needs, or "" for none. */
+static void content_length(const bench_req_t *rq, char *out, size_t len)
+{
+    out[0] = '\0';
+    if (rq->body != NULL)
+        snprintf(out, len, "Content-Length: %llu\r\n", (unsigned long long)rq->body->size);
+    else if (strcmp(rq->method, "PUT") == 0 || strcmp(rq->method, "POST") == 0)
+        snprintf(out, len, "Content-Length: 0\r\n");
+}
+
+/* --raw: the same request line and body, no signature (a plain HTTP server). */
+static size_t build_raw_head(bench_conn_t *c, const bench_req_t *rq)
+{
+    const char *path = build_path(c, rq);
+    const char *query = rq->query ? rq->query : "";
+    char clen[48];
+    content_length(rq, clen, sizeof clen);
+    int n = snprintf(c->head, REQ_HEAD_MAX, "%s %s%s%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: cairn-bench\r\n%s\r\n",
+                     rq->method, path, *query ? "?" : "", query, c->t->host, clen);
+    return n < 0 || n >= REQ_HEAD_MAX ? 0 : (size_t)n;
+}
+
 /* Build the signed request head into c->head; returns its length, or 0 if it does not fit. */
 static size_t build_head(bench_conn_t *c, const bench_req_t *rq)
 {
     const bench_target_t *t = c->t;
+    if (t->raw)
+        return build_raw_head(c, rq);
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
@@ -259,11 +285,8 @@ static size_t build_head(bench_conn_t *c, const bench_req_t *rq)
     HMAC(EVP_sha256(), c->signing_key, 32, (const uint8_t *)sts, (size_t)sn, md, &mdlen);
     to_hex(md, 32, sig);
 
-    char clen[48] = "";
-    if (rq->body != NULL)
-        snprintf(clen, sizeof clen, "Content-Length: %llu\r\n", (unsigned long long)rq->body->size);
-    else if (strcmp(rq->method, "PUT") == 0 || strcmp(rq->method, "POST") == 0)
-        snprintf(clen, sizeof clen, "Content-Length: 0\r\n");
+    char clen[48];
+    content_length(rq, clen, sizeof clen);
     n = snprintf(c->head, REQ_HEAD_MAX,
                  "%s %s%s%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: cairn-bench\r\nx-amz-date: %s\r\n"
                  "x-amz-content-sha256: UNSIGNED-PAYLOAD\r\n"

@@ -1,7 +1,10 @@
 /*
  * cairn-bench — an S3 load generator with its own SigV4 client.
  *
- *   cairn-bench put|get|mixed|list|delete [options]
+ *   cairn-bench put|get|head|mixed|list|delete [options]
+ *   cairn-bench files --dir DIR [options]      the objects as files, for a web server
+ *   cairn-bench load --cluster-config FILE [options]   empty objects into the metadata tier
+ *   cairn-bench memcpy                         one thread's copy bandwidth
  *
  * Prints throughput, operations per second, latency percentiles and errors
  * by HTTP status and S3 code, as a table or (--json) as one JSON object.
@@ -25,14 +28,24 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: cairn-bench put|get|mixed|list|delete [options]\n"
+            "usage: cairn-bench put|get|head|mixed|list|delete|files|load|memcpy [options]\n"
             "\n"
             "workloads\n"
             "  put      PUT keys PREFIX/o0, o1, ... (unique keys; wrap at --objects N if given)\n"
             "  get      upload --objects keys, then GET them at random\n"
+            "  head     upload --objects keys, then HEAD them at random\n"
             "  mixed    upload --objects keys, then random operations weighted by --mix\n"
             "  list     upload --objects keys, then page through them with ListObjectsV2\n"
             "  delete   upload --objects keys, then DELETE each once\n"
+            "\n"
+            "other commands\n"
+            "  files    write --objects objects as files DIR/BUCKET/PREFIX/o<i> (--dir DIR), with the\n"
+            "           bytes a PUT would send: a web server serving DIR can then be measured with\n"
+            "           get --raw --no-prepare, every byte checked\n"
+            "  load     commit --objects empty objects PREFIX/o<i> straight to the metadata tier of\n"
+            "           --cluster-config FILE (its [cluster] meta and secret; the bucket is created for\n"
+            "           its [s3] access_key), -c threads; -d stops early. For listing benchmarks.\n"
+            "  memcpy   memcpy bandwidth of one thread, in cache and in memory\n"
             "\n"
             "target (flags win over --env, which wins over the environment:\n"
             "CAIRN_ENDPOINT or AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION)\n"
@@ -43,6 +56,7 @@ static void usage(FILE *out)
             "  --buckets N           spread keys over N buckets (key i goes to bucket i mod N)\n"
             "  --prefix P            key prefix (default bench)\n"
             "  --no-create-bucket    do not create the bucket(s) first\n"
+            "  --raw                 unsigned requests to a plain HTTP server (get/head with --no-prepare)\n"
             "\n"
             "load\n"
             "  -s, --size SIZE       object size, or MIN-MAX for uniform sizes: 4KiB, 64MiB, 1MB-8MB\n"
@@ -236,7 +250,8 @@ static const char *size_str(uint64_t b, char *buf, size_t len)
     return buf;
 }
 
-static const char *wl_names[] = {"put", "get", "mixed", "list", "delete"};
+/* Indexed by bench_workload_t. */
+static const char *wl_names[] = {"put", "get", "mixed", "list", "delete", "head"};
 
 static double ms(int64_t ns)
 {
@@ -387,12 +402,63 @@ static void report_text(const bench_cfg_t *cfg, const char *endpoint, const benc
             res->elapsed_s * (double)sysconf(_SC_NPROCESSORS_ONLN), res->machine_steal_s);
 }
 
+typedef enum { CMD_RUN, CMD_FILES, CMD_LOAD } cmd_t;
+
+static int run_memcpy(int json)
+{
+    double cache, mem;
+    bench_memcpy_speed(&cache, &mem);
+    if (json)
+        printf("{\"memcpy_cache_gb_s\":%.2f,\"memcpy_memory_gb_s\":%.2f}\n", cache, mem);
+    else
+        printf("memcpy, one thread: %.1f GB/s in cache (256 KiB), %.1f GB/s in memory (64 MiB)\n", cache, mem);
+    return 0;
+}
+
+static int run_load(const bench_cfg_t *cfg, const char *conf_path, int dur_given, int json)
+{
+    bench_load_t ld;
+    if (bench_load(cfg, conf_path, dur_given, &ld) != 0)
+        return 1;
+    double el = ld.elapsed_s > 0 ? ld.elapsed_s : 1e-9;
+    size_t n = (size_t)ld.loaded;
+    if (json) {
+        printf("{\"workload\":\"load\",\"bucket\":");
+        json_str(stdout, cfg->bucket);
+        printf(",\"prefix\":");
+        json_str(stdout, cfg->prefix);
+        printf(",\"concurrency\":%d,\"wanted\":%llu,\"loaded\":%llu,\"failed\":%llu,\"elapsed_s\":%.3f,"
+               "\"records_per_s\":%.1f,\"latency_ms\":",
+               cfg->concurrency, (unsigned long long)cfg->objects, (unsigned long long)ld.loaded,
+               (unsigned long long)ld.failed, ld.elapsed_s, (double)ld.loaded / el);
+        json_lat(stdout, ld.lat_ns, n);
+        if (cfg->nwatch)
+            printf(",\"watched_cpu_s\":%.3f", ld.watched_cpu_s);
+        printf(",\"machine_cpu_s\":{\"busy\":%.3f}", ld.machine_busy_s);
+        if (ld.failed)
+            printf(",\"first_error\":\"%s\"", cairn_strerror(ld.first_err));
+        printf("}\n");
+    } else {
+        printf("cairn-bench load: %llu of %llu empty objects in %.2f s (%.0f per second), concurrency %d, %llu failed%s%s\n",
+               (unsigned long long)ld.loaded, (unsigned long long)cfg->objects, ld.elapsed_s, (double)ld.loaded / el,
+               cfg->concurrency, (unsigned long long)ld.failed, ld.failed ? ": " : "",
+               ld.failed ? cairn_strerror(ld.first_err) : "");
+        printf("  commit latency p50 %.2f ms, p99 %.2f ms, max %.2f ms\n", ms(bench_quantile(ld.lat_ns, n, 0.5)),
+               ms(bench_quantile(ld.lat_ns, n, 0.99)), ms(n ? ld.lat_ns[n - 1] : 0));
+        if (cfg->nwatch && ld.watched_cpu_s >= 0 && ld.loaded)
+            printf("server: %.2f CPU-s, %.3f CPU-ms per record\n", ld.watched_cpu_s,
+                   ld.watched_cpu_s * 1e3 / (double)ld.loaded);
+    }
+    free(ld.lat_ns);
+    return ld.failed ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     enum {
         O_ENV = 256, O_ENDPOINT, O_ACCESS, O_SECRET, O_REGION, O_BUCKET, O_BUCKETS, O_PREFIX, O_NOCREATE,
         O_OBJECTS, O_NOPREP, O_MIX, O_MAXKEYS, O_NOVERIFY, O_CORRUPT, O_CLEANUP, O_SEED, O_TIMEOUT, O_JSON,
-        O_WATCH,
+        O_WATCH, O_RAW, O_DIR, O_CCONF,
     };
     static const struct option opts[] = {
         {"env", 1, NULL, O_ENV}, {"endpoint", 1, NULL, O_ENDPOINT}, {"access-key", 1, NULL, O_ACCESS},
@@ -403,7 +469,8 @@ int main(int argc, char **argv)
         {"mix", 1, NULL, O_MIX}, {"max-keys", 1, NULL, O_MAXKEYS}, {"no-verify", 0, NULL, O_NOVERIFY},
         {"corrupt", 0, NULL, O_CORRUPT}, {"cleanup", 0, NULL, O_CLEANUP}, {"seed", 1, NULL, O_SEED},
         {"timeout", 1, NULL, O_TIMEOUT}, {"json", 0, NULL, O_JSON}, {"quiet", 0, NULL, 'q'},
-        {"watch-pids", 1, NULL, O_WATCH},
+        {"watch-pids", 1, NULL, O_WATCH}, {"raw", 0, NULL, O_RAW}, {"dir", 1, NULL, O_DIR},
+        {"cluster-config", 1, NULL, O_CCONF},
         {"help", 0, NULL, 'h'}, {NULL, 0, NULL, 0}};
 
     bench_cfg_t cfg = {
@@ -412,8 +479,8 @@ int main(int argc, char **argv)
         .mix = {[BENCH_OP_GET] = 60, [BENCH_OP_PUT] = 30, [BENCH_OP_DELETE] = 10},
     };
     env_t env = {0}, flags = {0};
-    const char *env_path = NULL, *size_arg = NULL;
-    int have_objects = 0, have_seed = 0, json = 0;
+    const char *env_path = NULL, *size_arg = NULL, *dir = NULL, *cconf = NULL;
+    int have_objects = 0, have_seed = 0, json = 0, raw = 0, dur_given = 0;
     double timeout_s = 120;
     static int watch[BENCH_MAX_WATCH];
     uint64_t u;
@@ -442,6 +509,7 @@ int main(int argc, char **argv)
         case 'd':
             if (parse_duration(optarg, &cfg.duration_s) != 0 || cfg.duration_s <= 0)
                 goto bad;
+            dur_given = 1;
             break;
         case 'n':
             if (parse_u64(optarg, &cfg.count) != 0 || cfg.count == 0)
@@ -480,6 +548,9 @@ int main(int argc, char **argv)
                 goto bad;
             cfg.watch_pids = watch;
             break;
+        case O_RAW: raw = 1; break;
+        case O_DIR: dir = optarg; break;
+        case O_CCONF: cconf = optarg; break;
         case 'q': cfg.quiet = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -494,16 +565,38 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *wl = argv[optind];
+    cmd_t cmd = CMD_RUN;
     int found = 0;
     for (int i = 0; i < (int)(sizeof wl_names / sizeof wl_names[0]); i++)
         if (strcmp(wl, wl_names[i]) == 0) {
             cfg.workload = (bench_workload_t)i;
             found = 1;
         }
-    if (!found) {
-        fprintf(stderr, "cairn-bench: unknown workload %s (put, get, mixed, list, delete)\n", wl);
+    if (strcmp(wl, "files") == 0)
+        cmd = CMD_FILES;
+    else if (strcmp(wl, "load") == 0)
+        cmd = CMD_LOAD;
+    else if (strcmp(wl, "memcpy") == 0)
+        return run_memcpy(json);
+    else if (!found) {
+        fprintf(stderr, "cairn-bench: unknown workload %s (put, get, head, mixed, list, delete, files, load, memcpy)\n",
+                wl);
         return 2;
     }
+    if (cmd != CMD_RUN && !have_objects) {
+        fprintf(stderr, "cairn-bench: %s needs --objects N\n", wl);
+        return 2;
+    }
+    if ((cmd == CMD_FILES && dir == NULL) || (cmd == CMD_LOAD && cconf == NULL)) {
+        fprintf(stderr, "cairn-bench: %s needs %s\n", wl, cmd == CMD_FILES ? "--dir DIR" : "--cluster-config FILE");
+        return 2;
+    }
+    if (raw && (cmd != CMD_RUN || (cfg.workload != BENCH_WL_GET && cfg.workload != BENCH_WL_HEAD) || cfg.prepare)) {
+        fprintf(stderr, "cairn-bench: --raw is for get and head with --no-prepare (the server has the objects)\n");
+        return 2;
+    }
+    if (raw)
+        cfg.create_bucket = 0;
 
     /* target: flags, then --env, then the environment */
     static const char *vars[] = {"AWS_ENDPOINT_URL", "CAIRN_ENDPOINT", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
@@ -526,13 +619,14 @@ int main(int argc, char **argv)
     if (flags.region[0]) memcpy(env.region, flags.region, sizeof env.region);
     if (!env.region[0])
         snprintf(env.region, sizeof env.region, "us-east-1");
-    if (!env.endpoint[0] || !env.access[0] || !env.secret[0]) {
+    if (cmd == CMD_RUN && (!env.endpoint[0] || (!raw && (!env.access[0] || !env.secret[0])))) {
         fprintf(stderr, "cairn-bench: need an endpoint and credentials (--env cluster.env, flags or "
                         "CAIRN_ENDPOINT/AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)\n");
         return 2;
     }
-    if (bench_target_parse(&cfg.target, env.endpoint) != 0)
+    if (cmd == CMD_RUN && bench_target_parse(&cfg.target, env.endpoint) != 0)
         return 2;
+    cfg.target.raw = raw;
     cfg.target.access_key = env.access;
     cfg.target.secret_key = env.secret;
     cfg.target.region = env.region;
@@ -559,6 +653,8 @@ int main(int argc, char **argv)
     } else {
         cfg.size_min = cfg.size_max = cfg.workload == BENCH_WL_LIST ? 1024 : 1048576;
     }
+    if (cmd == CMD_LOAD)
+        cfg.size_min = cfg.size_max = 0;
     if (!have_objects && cfg.workload != BENCH_WL_PUT) {
         uint64_t base = ((uint64_t)256 << 20) / (cfg.size_max ? cfg.size_max : 1);
         uint64_t lo = (uint64_t)cfg.concurrency * (cfg.workload == BENCH_WL_MIXED ? 4 : 1);
@@ -577,8 +673,15 @@ int main(int argc, char **argv)
         cfg.rng_seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
     signal(SIGPIPE, SIG_IGN);
 
+    if (cmd == CMD_LOAD)
+        return run_load(&cfg, cconf, dur_given, json);
     bench_pool_t pool;
     bench_pool_init(&pool);
+    if (cmd == CMD_FILES) {
+        int frc = bench_files(&cfg, &pool, dir);
+        bench_pool_dispose(&pool);
+        return frc == 0 ? 0 : 1;
+    }
     bench_result_t res;
     int rc = bench_run(&cfg, &pool, &res);
     if (rc != 0)

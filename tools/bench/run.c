@@ -4,7 +4,7 @@
  * A run has up to four phases, each done by cfg->concurrency threads with
  * one connection apiece (the connections live across phases):
  *   buckets  create the bucket(s), one thread;
- *   prepare  upload objects o0..o<objects-1> (get, mixed, list, delete);
+ *   prepare  upload objects o0..o<objects-1> (get, head, mixed, list, delete);
  *   measure  the workload, until cfg->count operations were started or
  *            cfg->duration_s passed (operations in flight then finish and
  *            count); only this phase is in the statistics;
@@ -93,15 +93,19 @@ static uint64_t pick_size(worker_t *w)
     return cfg->size_min + rnd_below(w, cfg->size_max - cfg->size_min + 1);
 }
 
+void bench_key_name(const bench_cfg_t *cfg, uint64_t i, char *bucket, size_t bucket_len, char *key, size_t key_len)
+{
+    if (cfg->nbuckets > 1)
+        snprintf(bucket, bucket_len, "%s-%llu", cfg->bucket, (unsigned long long)(i % (uint64_t)cfg->nbuckets));
+    else
+        snprintf(bucket, bucket_len, "%s", cfg->bucket);
+    snprintf(key, key_len, "%s/o%llu", cfg->prefix, (unsigned long long)i);
+}
+
 /* Set w->bucket and w->key for key index i. */
 static void name_key(worker_t *w, uint64_t i)
 {
-    const bench_cfg_t *cfg = w->run->cfg;
-    if (cfg->nbuckets > 1)
-        snprintf(w->bucket, sizeof w->bucket, "%s-%llu", cfg->bucket, (unsigned long long)(i % (uint64_t)cfg->nbuckets));
-    else
-        snprintf(w->bucket, sizeof w->bucket, "%s", cfg->bucket);
-    snprintf(w->key, sizeof w->key, "%s/o%llu", cfg->prefix, (unsigned long long)i);
+    bench_key_name(w->run->cfg, i, w->bucket, sizeof w->bucket, w->key, sizeof w->key);
 }
 
 static void stats_add(bench_opstats_t *s, int64_t lat, int64_t ttfb)
@@ -475,7 +479,8 @@ static void *worker_main(void *arg)
                 break;
             }
             case BENCH_WL_GET:
-                op_get(w, rnd_below(w, cfg->objects), 0);
+            case BENCH_WL_HEAD:
+                op_get(w, rnd_below(w, cfg->objects), cfg->workload == BENCH_WL_HEAD);
                 break;
             case BENCH_WL_MIXED:
                 mixed_op(w);
@@ -588,8 +593,7 @@ static void merge(run_t *run, bench_result_t *res)
     }
 }
 
-/* user+sys seconds of the watched processes (all their threads), or -1 if one is gone. */
-static double watched_cpu(const bench_cfg_t *cfg)
+double bench_watched_cpu(const bench_cfg_t *cfg)
 {
     double hz = (double)sysconf(_SC_CLK_TCK), sum = 0;
     for (int i = 0; i < cfg->nwatch; i++) {
@@ -611,8 +615,7 @@ static double watched_cpu(const bench_cfg_t *cfg)
     return sum;
 }
 
-/* Non-idle and steal seconds of the whole machine so far (/proc/stat), 0 if unreadable. */
-static void machine_cpu(double *busy, double *steal)
+void bench_machine_cpu(double *busy, double *steal)
 {
     *busy = *steal = 0;
     FILE *f = fopen("/proc/stat", "r");
@@ -684,8 +687,8 @@ int bench_run(const bench_cfg_t *cfg, const bench_pool_t *pool, bench_result_t *
     if (cfg->workload == BENCH_WL_DELETE && limit > cfg->objects)
         limit = cfg->objects;
     struct rusage ru0, ru1;
-    double w0 = watched_cpu(cfg), mb0, ms0, mb1, ms1;
-    machine_cpu(&mb0, &ms0);
+    double w0 = bench_watched_cpu(cfg), mb0, ms0, mb1, ms1;
+    bench_machine_cpu(&mb0, &ms0);
     getrusage(RUSAGE_SELF, &ru0);
     int64_t start = bench_now_ns();
     int64_t deadline = cfg->count ? 0 : start + (int64_t)(cfg->duration_s * 1e9);
@@ -695,8 +698,8 @@ int bench_run(const bench_cfg_t *cfg, const bench_pool_t *pool, bench_result_t *
         if (run.w[i].finish_ns > end)
             end = run.w[i].finish_ns;
     getrusage(RUSAGE_SELF, &ru1);
-    machine_cpu(&mb1, &ms1);
-    double w1 = watched_cpu(cfg);
+    bench_machine_cpu(&mb1, &ms1);
+    double w1 = bench_watched_cpu(cfg);
     res->watched_cpu_s = w0 >= 0 && w1 >= 0 ? w1 - w0 : -1;
     res->machine_busy_s = mb1 - mb0;
     res->machine_steal_s = ms1 - ms0;

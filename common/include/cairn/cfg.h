@@ -53,6 +53,7 @@
 typedef struct {
     uint32_t id;     /* from the section name [node.<id>], >= 1 */
     char addr[128];  /* host:port of the node's fragment service */
+    char admin_addr[128]; /* host:port of its HTTP /health and /metrics (adminhttp.h); "": none */
     char zone[64];   /* failure domain label, "default" unless set */
     double weight;   /* placement weight, > 0 */
 } cairn_cfg_node_t;
@@ -63,6 +64,7 @@ typedef struct {
     uint32_t id;         /* from [meta.<id>]: the Raft server id, >= 1 */
     char addr[128];      /* host:port of its service (the internal protocol) */
     char raft_addr[128]; /* IPv4:port of its Raft transport */
+    char admin_addr[128]; /* host:port of its HTTP /health and /metrics (adminhttp.h); "": none */
 } cairn_cfg_meta_t;
 
 typedef struct {
@@ -72,18 +74,25 @@ typedef struct {
     uint32_t block_size;  /* bytes; a multiple of 64, at most 16 MiB */
     char meta_addr[1024]; /* the metadata replicas: "host:port[,host:port...]" (cairn_cfg_split_addrs) */
     int io_timeout_ms;    /* internal RPC timeout */
+    int scrub_rate_mb;    /* storage-node scrubber read rate, MB/s (10^6 bytes); 0 = off */
+    int scrub_interval_s; /* pause between two full scrub passes, seconds */
     /* [node.<id>], in file order */
     cairn_cfg_node_t nodes[CAIRN_CFG_MAX_NODES];
     size_t nnodes;        /* >= k + m */
     /* [gateway] */
     char gw_listen[128];  /* host:port the S3 endpoint listens on */
+    char gw_admin_listen[128]; /* host:port of the HTTP /health and /metrics (adminhttp.h); "": none */
     int gw_threads;       /* event-loop threads; 0 = one per core */
     int gw_workers;       /* blocking worker threads for backend I/O */
     char region[64];      /* S3 region used in SigV4 scope */
+    char gw_domain[256];  /* base domains for virtual-hosted-style requests, comma-separated; "": path style only */
     uint64_t max_object_size; /* bytes */
     uint64_t inline_max;  /* objects up to this size are stored in their metadata record */
     int gc_delay_ms;      /* delay before a superseded version's fragments are removed */
     int request_timeout_ms;
+    int gw_max_connections;   /* open client connections; more get 503 SlowDown */
+    int gw_max_requests;      /* S3 requests in flight; more get 503 SlowDown */
+    uint64_t gw_max_header_size; /* bytes of request headers; more get 400 RequestHeaderSectionTooLarge */
     /* [s3] the bootstrap user */
     char access_key[128];
     char secret_key[128];

@@ -65,6 +65,15 @@ uint64_t cairn_frag_stripe_bytes(const cairn_frag_hdr_t *h, uint64_t stripe);
 /* XXH3-64 of a block (AVX2 entry point). */
 uint64_t cairn_frag_sum(const void *p, size_t n);
 
+/* A FRAG_GET answer (header, then n blocks from stripe `first`, each with
+ * its sum): 0 when the header is fragment `index` of the object `want`
+ * describes and every block's sum matches; CAIRN_ECORRUPT or CAIRN_EPROTO
+ * (wrong length) otherwise. */
+int cairn_frag_read_check(const cairn_frag_hdr_t *want, unsigned index, uint64_t first, uint32_t n, const uint8_t *p,
+                          size_t len);
+/* Block i (0-based, relative to `first`) inside a checked FRAG_GET answer. */
+const uint8_t *cairn_frag_read_block(const cairn_frag_hdr_t *h, const uint8_t *p, uint64_t first, uint32_t i);
+
 /* The file name of a fragment relative to a data directory:
  * "ab/abcdef...(32 hex).i" with i the index in decimal; out >= 64 bytes. */
 void cairn_frag_path(const uint8_t oid[16], unsigned index, char *out, size_t outsz);

@@ -7,6 +7,12 @@
  * count stays small, and a fragment write that blocks in fsync blocks only
  * its own connection.
  *
+ * Each connection starts with the server's hello (a fresh random session
+ * id, wire.h). A request whose seq is not the next one of the session, or
+ * whose clock is more than CAIRN_WIRE_SKEW_MS off, is refused with
+ * CAIRN_EAUTH before its body is read, and the connection is closed: a
+ * replayed or reordered frame never reaches a handler.
+ *
  * For each request frame, the server looks up the opcode in the handler
  * table. A handler not marked streaming gets the whole body, already
  * MAC-checked (a bad MAC is answered with CAIRN_EAUTH and the connection is
@@ -65,6 +71,11 @@ typedef struct {
  * idle connections between frames are kept without limit. */
 int cairn_srv_create(int listen_fd, const cairn_wire_key_t *key, const cairn_srv_route_t *routes, size_t nroutes,
                      void *data, int io_timeout_ms, cairn_srv_t **out);
+/* Tests and fuzzing only: every connection gets this session id instead of
+ * a random one, so that frames made in advance are valid. This removes the
+ * protection against frames replayed on another connection; never call it
+ * in a service. Call before run/serve_conn. */
+void cairn_srv_fix_session(cairn_srv_t *s, const uint8_t session[CAIRN_WIRE_SESSION_SIZE]);
 /* Accept loop on the calling thread; one detached thread per connection.
  * Returns 0 after cairn_srv_stop(), or a negative error if accept fails for
  * good (e.g. the listening socket was closed). */

@@ -457,6 +457,41 @@ static void test_meta_replicas(void **state)
                "t.conf:3: bad value for meta in [cluster] ('a:1;b:2'): must be host:port[,host:port...]");
 }
 
+/* The admin endpoints: empty (the default) means none; else one host:port. */
+static void test_admin_addrs(void **state)
+{
+    assert_int_equal(load(REQUIRED SIX_NODES), 0);
+    assert_string_equal(cfg.gw_admin_listen, "");
+    assert_string_equal(cfg.nodes[0].admin_addr, "");
+    assert_int_equal(load(REQUIRED "[gateway]\nadmin_listen = 127.0.0.1:9100\n"
+                                   "[meta.1]\naddr = 127.0.0.1:7000\nraft_addr = 127.0.0.1:7010\nadmin_addr = [::1]:7020\n"
+                                   "[node.1]\naddr = 127.0.0.1:7101\nadmin_addr = 0.0.0.0:7201\n"
+                                   "[node.2]\naddr = 127.0.0.1:7102\n[node.3]\naddr = 127.0.0.1:7103\n"
+                                   "[node.4]\naddr = 127.0.0.1:7104\n[node.5]\naddr = 127.0.0.1:7105\n"
+                                   "[node.6]\naddr = 127.0.0.1:7106\n"),
+                     0);
+    assert_string_equal(cfg.gw_admin_listen, "127.0.0.1:9100");
+    assert_string_equal(cfg.metas[0].admin_addr, "[::1]:7020");
+    assert_string_equal(cfg.nodes[0].admin_addr, "0.0.0.0:7201");
+    assert_string_equal(cfg.nodes[1].admin_addr, "");
+    expect_err(REQUIRED SIX_NODES "[gateway]\nadmin_listen = 9100\n",
+               "t.conf:20: bad value for admin_listen in [gateway] ('9100'): must be host:port, or empty for none");
+    expect_err(REQUIRED "[node.1]\naddr = a:1\nadmin_addr = a:1,b:2\n",
+               "t.conf:9: bad value for admin_addr in [node.1] ('a:1,b:2'): must be host:port, or empty for none");
+}
+
+/* [gateway] domain: empty (path style only) by default; host names, comma-separated. */
+static void test_domain(void **state)
+{
+    assert_int_equal(load(REQUIRED SIX_NODES), 0);
+    assert_string_equal(cfg.gw_domain, "");
+    assert_int_equal(load(REQUIRED SIX_NODES "[gateway]\ndomain = s3.example.com,localhost\n"), 0);
+    assert_string_equal(cfg.gw_domain, "s3.example.com,localhost");
+    expect_err(REQUIRED SIX_NODES "[gateway]\ndomain = s3.example.com:9000\n",
+               "t.conf:20: bad value for domain in [gateway] ('s3.example.com:9000'): "
+               "must be host names separated by commas (no ports, no blanks)");
+}
+
 static void test_help(void **state)
 {
     char *out = NULL;
@@ -466,14 +501,15 @@ static void test_help(void **state)
     fclose(f);
     const char *want[] = {"cluster.secret", "cluster.k ", "cluster.block_size", "256k", "node.<id>.addr",
                           "node.<id>.weight", "gateway.workers", "gateway.max_object_size", "5g", "s3.access_key",
-                          "(required)", "log.level", "info"};
+                          "(required)", "log.level", "info", "gateway.admin_listen", "node.<id>.admin_addr",
+                          "meta.<id>.admin_addr"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         if (!strstr(out, want[i]))
             fail_msg("help lacks '%s':\n%s", want[i], out);
     int lines = 0;
     for (char *p = out; *p; p++)
         lines += *p == '\n';
-    assert_int_equal(lines, 26);
+    assert_int_equal(lines, 35);
     free(out);
 }
 
@@ -489,6 +525,8 @@ int main(void)
         cmocka_unit_test(test_layout),          cmocka_unit_test(test_file),
         cmocka_unit_test(test_parse_size),      cmocka_unit_test(test_parse_bool),
         cmocka_unit_test(test_meta_replicas),   cmocka_unit_test(test_help),
+        cmocka_unit_test(test_admin_addrs),
+        cmocka_unit_test(test_domain),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,6 +27,7 @@
 #include "cairn/err.h"
 #include "cairn/frag.h"
 #include "cairn/log.h"
+#include "cairn/node_client.h"
 #include "cairn/srv.h"
 #include "cairn/wire.h"
 #include "frag_store.h"
@@ -423,6 +424,43 @@ static void test_list(void **state)
     cairn_buf_dispose(&f);
 }
 
+/* Number of entries in DIR/quarantine (0 if it does not exist). */
+static int quarantined(env_t *e)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/quarantine", e->dir);
+    DIR *d = opendir(path);
+    if (d == NULL)
+        return 0;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL)
+        n += de->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* The node's bad list over the wire: *reason of the one entry, or -1 when
+ * the list is empty. */
+static int bad_reason(env_t *e, const uint8_t oid[16], unsigned index)
+{
+    cairn_node_bad_t v[4];
+    size_t n;
+    int more;
+    assert_int_equal(cairn_node_bad_list(&e->c, v, 4, &n, &more), 0);
+    assert_int_equal(more, 0);
+    if (n == 0)
+        return -1;
+    assert_int_equal(n, 1);
+    assert_memory_equal(v[0].oid, oid, 16);
+    assert_int_equal(v[0].index, index);
+    return v[0].reason;
+}
+
+/* Damage found by a read: the request gets CAIRN_ECORRUPT, the file moves to
+ * quarantine and onto the bad list, STAT says it is gone, GET still serves
+ * the stripes that verify, a PUT takes it off the list, DELETE removes the
+ * quarantined copies. */
 static void test_corrupt_on_disk(void **state)
 {
     env_t *e = *state;
@@ -436,32 +474,68 @@ static void test_corrupt_on_disk(void **state)
     assert_int_equal(cairn_frag_hdr_decode(f.base, &h), 0);
     char path[PATH_MAX];
     frag_file(e, oid, 2, path, sizeof path);
+    uint64_t last = cairn_frag_block_offset(&h, 5);
 
     /* a flipped byte inside stripe 1's block */
     flip_byte(path, cairn_frag_block_offset(&h, 1) + 100);
-    assert_int_equal(get_frag(e, oid, 2, 0, 1), 0); /* stripe 0 is fine */
+    assert_int_equal(get_frag(e, oid, 2, 0, 1), 0); /* stripe 0 is fine, and not looked at */
+    assert_int_equal(bad_reason(e, oid, 2), -1);
     assert_int_equal(get_frag(e, oid, 2, 1, 1), CAIRN_ECORRUPT);
-    assert_int_equal(get_frag(e, oid, 2, 0, UINT32_MAX), CAIRN_ECORRUPT);
-    assert_int_equal(e->resp.len, 0);
+    assert_int_equal(access(path, F_OK), -1);
+    assert_int_equal(quarantined(e), 1);
+    assert_int_equal(bad_reason(e, oid, 2), CAIRN_BAD_BLOCK);
+    assert_int_equal(stat_frag(e, oid, 2), CAIRN_ENOTFOUND);
+    /* served from quarantine where it verifies */
+    assert_int_equal(get_frag(e, oid, 2, 0, 1), 0);
+    assert_memory_equal(e->resp.base + 64, f.base + 64, 1024 + 8);
     assert_int_equal(get_frag(e, oid, 2, 2, 10), 0);
-    flip_byte(path, cairn_frag_block_offset(&h, 1) + 100);
+    assert_int_equal(e->resp.len, 64 + f.len - cairn_frag_block_offset(&h, 2));
+    assert_int_equal(get_frag(e, oid, 2, 0, UINT32_MAX), CAIRN_ECORRUPT);
+    /* left out of LIST and INFO */
+    uint64_t used, avail, frags;
+    assert_int_equal(cairn_fstore_info(e->st, &used, &avail, &frags), 0);
+    assert_int_equal(frags, 0);
+    /* a repair: back, off the list; the copy stays until deleted or expired */
+    assert_int_equal(put_frag(e, &f), 0);
+    assert_int_equal(bad_reason(e, oid, 2), -1);
     assert_int_equal(get_frag(e, oid, 2, 0, UINT32_MAX), 0);
+    assert_int_equal(quarantined(e), 1);
 
     /* a flipped checksum byte of the last stripe */
     flip_byte(path, f.len - 3);
     assert_int_equal(get_frag(e, oid, 2, 5, 1), CAIRN_ECORRUPT);
-    flip_byte(path, f.len - 3);
+    assert_int_equal(bad_reason(e, oid, 2), CAIRN_BAD_BLOCK);
+    assert_int_equal(quarantined(e), 2);
+    assert_int_equal(put_frag(e, &f), 0);
 
     /* a truncated file */
     assert_int_equal(truncate(path, (off_t)f.len - 1), 0);
+    assert_int_equal(get_frag(e, oid, 2, 0, 5), 0); /* not touching the end: unnoticed */
     assert_int_equal(get_frag(e, oid, 2, 5, 1), CAIRN_ECORRUPT);
+    assert_int_equal(bad_reason(e, oid, 2), CAIRN_BAD_SIZE);
     assert_int_equal(get_frag(e, oid, 2, 0, 5), 0);
+    assert_int_equal(e->resp.len, last); /* header + stripes 0..4 */
+    assert_int_equal(get_frag(e, oid, 2, 4, 2), CAIRN_ECORRUPT);
+    assert_int_equal(put_frag(e, &f), 0);
 
-    /* a damaged header spoils everything */
+    /* a damaged header spoils everything; found by STAT this time */
     flip_byte(path, 30);
-    assert_int_equal(get_frag(e, oid, 2, 0, 1), CAIRN_ECORRUPT);
     assert_int_equal(stat_frag(e, oid, 2), CAIRN_ECORRUPT);
-    /* and it can still be deleted */
+    assert_int_equal(bad_reason(e, oid, 2), CAIRN_BAD_HEADER);
+    assert_int_equal(get_frag(e, oid, 2, 0, 1), CAIRN_ENOTFOUND);
+    assert_int_equal(stat_frag(e, oid, 2), CAIRN_ENOTFOUND);
+    assert_int_equal(quarantined(e), 4);
+    /* and it can still be deleted: every copy goes */
+    assert_int_equal(del_frag(e, oid, 2), 0);
+    assert_int_equal(quarantined(e), 0);
+    assert_int_equal(bad_reason(e, oid, 2), -1);
+    assert_int_equal(del_frag(e, oid, 2), CAIRN_ENOTFOUND);
+
+    /* a header cut short */
+    assert_int_equal(put_frag(e, &f), 0);
+    assert_int_equal(truncate(path, 40), 0);
+    assert_int_equal(get_frag(e, oid, 2, 0, 1), CAIRN_ECORRUPT);
+    assert_int_equal(bad_reason(e, oid, 2), CAIRN_BAD_SIZE);
     assert_int_equal(del_frag(e, oid, 2), 0);
     cairn_buf_dispose(&f);
 }
