@@ -9,8 +9,54 @@
 
 #include "cairn/err.h"
 #include "cairn/log.h"
+#include "cairn/meta_map.h"
+#include "fsm_map.h"
 
 static const char *const member_kinds[] = {"standby", "voter", "spare"}; /* CAIRN_META_MEMBER_* */
+static const char *const job_names[] = {"rebalance", "repair"};
+
+/* The job states and health cairn-admin keeps in the KV store. */
+static void scrape_jobs(meta_metrics_t *mm)
+{
+    cairn_buf_t b;
+    cairn_buf_init(&b);
+    for (int j = 0; j < 2; j++) {
+        cairn_job_state_t s;
+        cairn_buf_reset(&b);
+        const uint8_t *p;
+        size_t n;
+        cairn_dec_t d;
+        if (meta_fsm_kv_get(mm->fsm, (const uint8_t *)job_names[j], strlen(job_names[j]), &b) != 0)
+            continue;
+        cairn_dec_init(&d, b.base, b.len);
+        cairn_dec_bytes(&d, &p, &n);
+        if (d.err || cairn_job_state_decode(p, n, &s) != 0)
+            continue;
+        cairn_gauge_set(mm->jobs[j].running, s.state == CAIRN_JOB_RUNNING);
+        cairn_gauge_set(mm->jobs[j].planned_frags, (int64_t)s.planned_frags);
+        cairn_gauge_set(mm->jobs[j].done_frags, (int64_t)s.done_frags);
+        cairn_gauge_set(mm->jobs[j].planned_bytes, (int64_t)s.planned_bytes);
+        cairn_gauge_set(mm->jobs[j].done_bytes, (int64_t)s.done_bytes);
+        cairn_gauge_set(mm->jobs[j].failed, (int64_t)s.failed);
+    }
+    cairn_buf_reset(&b);
+    cairn_cluster_health_t h;
+    const uint8_t *p;
+    size_t n;
+    cairn_dec_t d;
+    if (meta_fsm_kv_get(mm->fsm, (const uint8_t *)"health", 6, &b) == 0) {
+        cairn_dec_init(&d, b.base, b.len);
+        cairn_dec_bytes(&d, &p, &n);
+        if (!d.err && cairn_cluster_health_decode(p, n, &h) == 0) {
+            if (h.misplaced != UINT64_MAX)
+                cairn_gauge_set(mm->misplaced, (int64_t)h.misplaced);
+            if (h.degraded != UINT64_MAX)
+                cairn_gauge_set(mm->degraded, (int64_t)h.degraded);
+            cairn_gauge_set(mm->health_time, h.measured_ms / 1000);
+        }
+    }
+    cairn_buf_dispose(&b);
+}
 
 static void on_scrape(void *arg)
 {
@@ -35,6 +81,7 @@ static void on_scrape(void *arg)
             cairn_gauge_set(mm->members[k], n[k]);
     }
     free(st);
+    scrape_jobs(mm);
 }
 
 static int on_health(void *arg, char *why, size_t n)
@@ -58,6 +105,7 @@ int meta_metrics_start(meta_metrics_t *mm, const char *admin_addr, uint64_t id, 
 {
     memset(mm, 0, sizeof *mm);
     mm->log = rpc->log;
+    mm->fsm = rpc->fsm;
     mm->registry = cairn_metrics_create();
     char buf[64];
     snprintf(buf, sizeof buf, "%llu", (unsigned long long)id);
@@ -81,6 +129,27 @@ int meta_metrics_start(meta_metrics_t *mm, const char *admin_addr, uint64_t id, 
         mm->members[k] = cairn_metrics_gauge(mm->registry, "cairn_meta_raft_members",
                                              "Replicas in the Raft configuration, by kind.", buf);
     }
+    for (int j = 0; j < 2; j++) {
+        cairn_metrics_labels(buf, sizeof buf, "job", job_names[j], NULL);
+        mm->jobs[j].running = cairn_metrics_gauge(mm->registry, "cairn_job_running",
+                                                  "1 while the job's last run has not ended.", buf);
+        mm->jobs[j].planned_frags = cairn_metrics_gauge(mm->registry, "cairn_job_planned_fragments",
+                                                        "Fragments the job's last run set out to write.", buf);
+        mm->jobs[j].done_frags = cairn_metrics_gauge(mm->registry, "cairn_job_done_fragments",
+                                                     "Fragments the job's last run has written.", buf);
+        mm->jobs[j].planned_bytes = cairn_metrics_gauge(mm->registry, "cairn_job_planned_bytes",
+                                                        "Bytes the job's last run set out to write.", buf);
+        mm->jobs[j].done_bytes = cairn_metrics_gauge(mm->registry, "cairn_job_done_bytes",
+                                                     "Bytes the job's last run has written.", buf);
+        mm->jobs[j].failed = cairn_metrics_gauge(mm->registry, "cairn_job_failed",
+                                                 "Fragment sets the job's last run could not fix.", buf);
+    }
+    mm->misplaced = gauge(mm, "cairn_cluster_misplaced_fragments",
+                          "Fragments not on the nodes the current map chooses, as last measured by cairn-admin.");
+    mm->degraded = gauge(mm, "cairn_cluster_degraded_objects",
+                         "Fragment sets with fewer than k+m good fragments, as last measured by cairn-admin.");
+    mm->health_time = gauge(mm, "cairn_cluster_health_timestamp_seconds",
+                            "Unix time of cairn-admin's last measurement of misplaced and degraded counts.");
     cairn_metrics_on_scrape(mm->registry, on_scrape, mm);
     if (admin_addr == NULL || admin_addr[0] == '\0')
         return 0;

@@ -12,6 +12,11 @@
  *   _snapshot_index, _leader_id           this replica's Raft view
  *   cairn_meta_raft_members{kind}         replicas in the configuration
  *                                         (voter, standby, spare)
+ *   cairn_job_running{job}, cairn_job_{planned,done}_{fragments,bytes}{job},
+ *   cairn_job_failed{job}                 progress of the last rebalance and
+ *                                         repair (job state in the KV store)
+ *   cairn_cluster_misplaced_fragments, cairn_cluster_degraded_objects,
+ *   cairn_cluster_health_timestamp_seconds   what cairn-admin last measured
  *   cairn_service_info{service="meta",id}, process_*  (cairn_metrics_service)
  *
  * The Raft series come from one meta_log_status() call per scrape (a job
@@ -40,6 +45,11 @@ typedef struct {
     cairn_gauge_t *role[4];    /* by CAIRN_META_ROLE_* */
     cairn_gauge_t *term, *commit, *applied, *last_index, *snapshot_index, *leader_id;
     cairn_gauge_t *members[3]; /* by CAIRN_META_MEMBER_* */
+    meta_fsm_t *fsm;
+    struct {
+        cairn_gauge_t *running, *planned_frags, *done_frags, *planned_bytes, *done_bytes, *failed;
+    } jobs[2];                 /* rebalance, repair */
+    cairn_gauge_t *misplaced, *degraded, *health_time;
 } meta_metrics_t;
 
 /* Set up the registry and the request metrics around meta_rpc_routes (rpc

@@ -164,7 +164,7 @@ int main(int argc, char **argv)
         return 1;
     }
     node_metrics_t metrics; /* requests are counted by wrapping the store's routes */
-    if (node_metrics_start(&metrics, me ? me->admin_addr : NULL, (uint32_t)id, data, store) != 0)
+    if (node_metrics_start(&metrics, me ? me->admin_addr : NULL, (uint32_t)id, data, store, scrub) != 0)
         return 1; /* logged */
     cairn_srv_t *srv;
     if ((rc = cairn_srv_create(lfd, key, cairn_srv_metrics_routes(metrics.srv), cairn_fstore_nroutes, metrics.srv,

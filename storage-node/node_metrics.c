@@ -19,6 +19,13 @@
 static void on_scrape(void *arg)
 {
     node_metrics_t *nm = arg;
+    cairn_node_scrub_status_t ss;
+    cairn_scrub_status(nm->scrub, &ss);
+    cairn_gauge_set(nm->scrub_passes, (int64_t)ss.passes);
+    cairn_gauge_set(nm->scrub_frags, (int64_t)ss.fragments_checked);
+    cairn_gauge_set(nm->scrub_bytes, (int64_t)ss.bytes_checked);
+    cairn_gauge_set(nm->scrub_bad, (int64_t)ss.bad_found);
+    cairn_gauge_set(nm->scrub_last, ss.last_pass_end_ms / 1000);
     int64_t t0 = cairn_metrics_now_ns();
     if (nm->walked_ns && t0 - nm->walked_ns < WALK_DUTY * nm->walk_ns)
         return;
@@ -42,10 +49,11 @@ static int on_health(void *arg, char *why, size_t n)
 }
 
 int node_metrics_start(node_metrics_t *nm, const char *admin_addr, uint32_t node_id, const char *data_dir,
-                       cairn_fstore_t *store)
+                       cairn_fstore_t *store, cairn_scrub_t *scrub)
 {
     memset(nm, 0, sizeof *nm);
     nm->store = store;
+    nm->scrub = scrub;
     snprintf(nm->frags_dir, sizeof nm->frags_dir, "%s/frags", data_dir);
     nm->registry = cairn_metrics_create();
     char id[16];
@@ -57,6 +65,16 @@ int node_metrics_start(node_metrics_t *nm, const char *admin_addr, uint32_t node
                                    "Bytes used on the file system of the data directory.", NULL);
     nm->avail = cairn_metrics_gauge(nm->registry, "cairn_node_disk_free_bytes",
                                     "Bytes free for the node on the file system of the data directory.", NULL);
+    nm->scrub_passes = cairn_metrics_gauge(nm->registry, "cairn_node_scrub_passes",
+                                           "Full scrub passes finished since the node started.", NULL);
+    nm->scrub_frags = cairn_metrics_gauge(nm->registry, "cairn_node_scrub_fragments_checked",
+                                          "Fragments the scrubber verified since the node started.", NULL);
+    nm->scrub_bytes = cairn_metrics_gauge(nm->registry, "cairn_node_scrub_bytes_checked",
+                                          "Bytes the scrubber verified since the node started.", NULL);
+    nm->scrub_bad = cairn_metrics_gauge(nm->registry, "cairn_node_scrub_bad_found",
+                                        "Corrupt fragments the scrubber quarantined since the node started.", NULL);
+    nm->scrub_last = cairn_metrics_gauge(nm->registry, "cairn_node_scrub_last_pass_end_seconds",
+                                         "Unix time the last full scrub pass ended (0: never).", NULL);
     cairn_metrics_on_scrape(nm->registry, on_scrape, nm);
     if (admin_addr == NULL || admin_addr[0] == '\0')
         return 0;

@@ -27,6 +27,7 @@
 #include "cairn/metrics.h"
 #include "cairn/srv_metrics.h"
 #include "frag_store.h"
+#include "scrub.h"
 
 typedef struct {
     cairn_metrics_t *registry; /* more series can be registered here (cairn_metrics_*) for the node's life */
@@ -36,6 +37,8 @@ typedef struct {
     cairn_fstore_t *store;
     char frags_dir[4096];
     cairn_gauge_t *fragments, *used, *avail;
+    cairn_scrub_t *scrub;
+    cairn_gauge_t *scrub_passes, *scrub_frags, *scrub_bytes, *scrub_bad, *scrub_last;
     int64_t walked_ns, walk_ns; /* end and duration of the last count (cairn_metrics_now_ns) */
 } node_metrics_t;
 
@@ -43,7 +46,7 @@ typedef struct {
  * routes; open the admin endpoint when admin_addr is not empty. store and
  * data_dir are borrowed. 0, or the admin listen error (logged). */
 int node_metrics_start(node_metrics_t *nm, const char *admin_addr, uint32_t node_id, const char *data_dir,
-                       cairn_fstore_t *store);
+                       cairn_fstore_t *store, cairn_scrub_t *scrub);
 /* Close the endpoint and free everything; after the server is destroyed. */
 void node_metrics_stop(node_metrics_t *nm);
 

@@ -372,3 +372,71 @@ int cairn_meta_kv_put(cairn_meta_client_t *c, uint64_t req_id, const char *name,
     cairn_buf_dispose(&resp);
     return rc;
 }
+
+/* ---- job state ---- */
+
+static const char *const job_names[] = {"none", "running", "stopped", "done"};
+
+const char *cairn_job_state_name(int state)
+{
+    return state >= CAIRN_JOB_NONE && state <= CAIRN_JOB_DONE ? job_names[state] : "unknown";
+}
+
+void cairn_job_state_encode(const cairn_job_state_t *s, cairn_buf_t *out)
+{
+    cairn_buf_put_u8(out, (uint8_t)s->state);
+    cairn_buf_put_u64(out, s->epoch);
+    cairn_buf_put_u64(out, (uint64_t)s->started_ms);
+    cairn_buf_put_u64(out, (uint64_t)s->updated_ms);
+    cairn_buf_put_u64(out, s->planned_frags);
+    cairn_buf_put_u64(out, s->planned_bytes);
+    cairn_buf_put_u64(out, s->done_frags);
+    cairn_buf_put_u64(out, s->done_bytes);
+    cairn_buf_put_u64(out, s->failed);
+    cairn_buf_put_u64(out, s->conflicts);
+    cairn_buf_put_bytes(out, s->cursor, s->cursor_len);
+}
+
+int cairn_job_state_decode(const uint8_t *p, size_t len, cairn_job_state_t *s)
+{
+    cairn_dec_t d;
+    const uint8_t *cur;
+    size_t cl;
+    memset(s, 0, sizeof *s);
+    cairn_dec_init(&d, p, len);
+    s->state = cairn_dec_u8(&d);
+    s->epoch = cairn_dec_u64(&d);
+    s->started_ms = (int64_t)cairn_dec_u64(&d);
+    s->updated_ms = (int64_t)cairn_dec_u64(&d);
+    s->planned_frags = cairn_dec_u64(&d);
+    s->planned_bytes = cairn_dec_u64(&d);
+    s->done_frags = cairn_dec_u64(&d);
+    s->done_bytes = cairn_dec_u64(&d);
+    s->failed = cairn_dec_u64(&d);
+    s->conflicts = cairn_dec_u64(&d);
+    cairn_dec_bytes(&d, &cur, &cl);
+    if (d.err || cairn_dec_left(&d) != 0 || s->state > CAIRN_JOB_DONE || cl > sizeof s->cursor) {
+        memset(s, 0, sizeof *s);
+        return CAIRN_EPROTO;
+    }
+    memcpy(s->cursor, cur, cl);
+    s->cursor_len = cl;
+    return 0;
+}
+
+void cairn_cluster_health_encode(const cairn_cluster_health_t *h, cairn_buf_t *out)
+{
+    cairn_buf_put_u64(out, (uint64_t)h->measured_ms);
+    cairn_buf_put_u64(out, h->misplaced);
+    cairn_buf_put_u64(out, h->degraded);
+}
+
+int cairn_cluster_health_decode(const uint8_t *p, size_t len, cairn_cluster_health_t *h)
+{
+    cairn_dec_t d;
+    cairn_dec_init(&d, p, len);
+    h->measured_ms = (int64_t)cairn_dec_u64(&d);
+    h->misplaced = cairn_dec_u64(&d);
+    h->degraded = cairn_dec_u64(&d);
+    return d.err || cairn_dec_left(&d) != 0 ? CAIRN_EPROTO : 0;
+}

@@ -19,6 +19,7 @@ import struct
 import subprocess
 import threading
 import time
+import urllib.request
 
 import boto3
 from botocore.config import Config
@@ -124,6 +125,19 @@ def read_all(c, what, keys=None):
     check(not bad, "%s: %d of %d objects wrong, e.g. %s" % (what, len(bad), len(keys), bad[:3]))
 
 
+def meta_gauges(c, prefix):
+    """{series: value} of every metric starting with prefix, from each metadata
+    replica's /metrics: a list, one dict per replica."""
+    out = []
+    for url in c.env["CAIRN_METRICS_URLS"].split():
+        text = urllib.request.urlopen(url, timeout=10).read().decode()
+        if 'service="meta"' not in text:
+            continue
+        out.append(dict((l.rsplit(" ", 1)[0], float(l.rsplit(" ", 1)[1])) for l in text.splitlines()
+                        if l.startswith(prefix)))
+    return out
+
+
 def settle(c):
     """Give every gateway time to pick up a map change (it polls each second)."""
     time.sleep(2.5)
@@ -192,6 +206,12 @@ def add_two_nodes(c):
     check(0.9 <= frac <= 1.1, "moved %d fragments, theory %.0f (outside 10%%)" % (run["this_run_fragments"], theory))
     _, again, _, _ = admin(c, "rebalance", "--dry-run")
     eq(again["fragments"], 0, "fragments still misplaced after the rebalance")
+    time.sleep(0.5)  # followers apply the last commits
+    for g in meta_gauges(c, "cairn_"):
+        eq(g.get('cairn_job_done_fragments{job="rebalance"}'), float(run["moved_fragments"]),
+           "rebalance progress on a metadata replica's /metrics")
+        eq(g.get('cairn_job_running{job="rebalance"}'), 0.0, "rebalance running flag after the run")
+        eq(g.get("cairn_cluster_misplaced_fragments"), 0.0, "misplaced fragments on /metrics")
     after = frag_census(c)
     moved_onto_new = sum(1 for k, v in after.items() if v[0] in new and before.get(k) != v)
     eq(moved_onto_new, plan["fragments"], "fragment files that appeared on the new nodes")

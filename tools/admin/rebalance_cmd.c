@@ -33,42 +33,25 @@
 #include "mover.h"
 
 #define STATE_NAME "rebalance"
-enum { ST_NONE, ST_RUNNING, ST_STOPPED, ST_DONE };
-static const char *const state_names[] = {"none", "running", "stopped", "done"};
+enum { ST_NONE = CAIRN_JOB_NONE, ST_RUNNING = CAIRN_JOB_RUNNING, ST_STOPPED = CAIRN_JOB_STOPPED, ST_DONE = CAIRN_JOB_DONE };
 
-/* ---- saved state ---- */
+typedef cairn_job_state_t rb_state_t;
 
-typedef struct {
-    int state;
-    uint64_t epoch;
-    int64_t started_ms, updated_ms;
-    uint64_t planned_frags, planned_bytes;
-    uint64_t moved_frags, moved_bytes, failed, conflicts;
-    uint8_t cursor[512];
-    size_t cursor_len;
-} rb_state_t;
+/* ---- saved state (cairn_job_state_t under a KV name) ---- */
 
-static void state_save(cairn_meta_client_t *mc, rb_state_t *s)
+static void state_save_as(cairn_meta_client_t *mc, const char *name, rb_state_t *s)
 {
     cairn_buf_t b;
     cairn_buf_init(&b);
     s->updated_ms = cairn_wall_ms();
-    cairn_buf_put_u8(&b, (uint8_t)s->state);
-    cairn_buf_put_u64(&b, s->epoch);
-    cairn_buf_put_u64(&b, (uint64_t)s->started_ms);
-    cairn_buf_put_u64(&b, (uint64_t)s->updated_ms);
-    cairn_buf_put_u64(&b, s->planned_frags);
-    cairn_buf_put_u64(&b, s->planned_bytes);
-    cairn_buf_put_u64(&b, s->moved_frags);
-    cairn_buf_put_u64(&b, s->moved_bytes);
-    cairn_buf_put_u64(&b, s->failed);
-    cairn_buf_put_u64(&b, s->conflicts);
-    cairn_buf_put_bytes(&b, s->cursor, s->cursor_len);
-    int rc = cairn_meta_kv_put(mc, 0, STATE_NAME, b.base, b.len);
+    cairn_job_state_encode(s, &b);
+    int rc = cairn_meta_kv_put(mc, 0, name, b.base, b.len);
     if (rc)
-        fprintf(stderr, "cairn-admin: cannot save the rebalance cursor: %s\n", cairn_strerror(rc));
+        fprintf(stderr, "cairn-admin: cannot save the %s progress: %s\n", name, cairn_strerror(rc));
     cairn_buf_dispose(&b);
 }
+
+static void state_save(cairn_meta_client_t *mc, rb_state_t *s) { state_save_as(mc, STATE_NAME, s); }
 
 static int state_load(cairn_meta_client_t *mc, rb_state_t *s)
 {
@@ -76,33 +59,30 @@ static int state_load(cairn_meta_client_t *mc, rb_state_t *s)
     cairn_buf_t b;
     cairn_buf_init(&b);
     int rc = cairn_meta_kv_get(mc, 0, STATE_NAME, &b);
-    if (rc == 0) {
-        cairn_dec_t d;
-        const uint8_t *cur;
-        size_t cl;
-        cairn_dec_init(&d, b.base, b.len);
-        s->state = cairn_dec_u8(&d);
-        s->epoch = cairn_dec_u64(&d);
-        s->started_ms = (int64_t)cairn_dec_u64(&d);
-        s->updated_ms = (int64_t)cairn_dec_u64(&d);
-        s->planned_frags = cairn_dec_u64(&d);
-        s->planned_bytes = cairn_dec_u64(&d);
-        s->moved_frags = cairn_dec_u64(&d);
-        s->moved_bytes = cairn_dec_u64(&d);
-        s->failed = cairn_dec_u64(&d);
-        s->conflicts = cairn_dec_u64(&d);
-        cairn_dec_bytes(&d, &cur, &cl);
-        if (d.err || s->state > ST_DONE || cl > sizeof s->cursor) {
-            memset(s, 0, sizeof *s);
-        } else {
-            memcpy(s->cursor, cur, cl);
-            s->cursor_len = cl;
-        }
-    } else if (rc == CAIRN_ENOTFOUND) {
+    if (rc == 0)
+        cairn_job_state_decode(b.base, b.len, s); /* unreadable: start afresh */
+    else if (rc == CAIRN_ENOTFOUND)
         rc = 0;
-    }
     cairn_buf_dispose(&b);
     return rc;
+}
+
+/* What this run measured of the cluster, for /metrics (UINT64_MAX: not measured). */
+static void health_save(cairn_meta_client_t *mc, uint64_t misplaced, uint64_t degraded)
+{
+    cairn_cluster_health_t h = {cairn_wall_ms(), misplaced, degraded}, old;
+    cairn_buf_t b;
+    cairn_buf_init(&b);
+    if (cairn_meta_kv_get(mc, 0, "health", &b) == 0 && cairn_cluster_health_decode(b.base, b.len, &old) == 0) {
+        if (misplaced == UINT64_MAX)
+            h.misplaced = old.misplaced;
+        if (degraded == UINT64_MAX)
+            h.degraded = old.degraded;
+    }
+    cairn_buf_reset(&b);
+    cairn_cluster_health_encode(&h, &b);
+    cairn_meta_kv_put(mc, 0, "health", b.base, b.len);
+    cairn_buf_dispose(&b);
 }
 
 /* ---- planning ---- */
@@ -411,9 +391,9 @@ static int rebalance_status(admin_t *a, cairn_meta_client_t *mc)
         printf("{\"state\":\"%s\",\"epoch\":%llu,\"planned_fragments\":%llu,\"planned_bytes\":%llu,"
                "\"moved_fragments\":%llu,\"moved_bytes\":%llu,\"failed\":%llu,\"conflicts\":%llu,"
                "\"started_ms\":%lld,\"updated_ms\":%lld}\n",
-               state_names[s.state], (unsigned long long)s.epoch, (unsigned long long)s.planned_frags,
-               (unsigned long long)s.planned_bytes, (unsigned long long)s.moved_frags,
-               (unsigned long long)s.moved_bytes, (unsigned long long)s.failed, (unsigned long long)s.conflicts,
+               cairn_job_state_name(s.state), (unsigned long long)s.epoch, (unsigned long long)s.planned_frags,
+               (unsigned long long)s.planned_bytes, (unsigned long long)s.done_frags,
+               (unsigned long long)s.done_bytes, (unsigned long long)s.failed, (unsigned long long)s.conflicts,
                (long long)s.started_ms, (long long)s.updated_ms);
         return 0;
     }
@@ -423,10 +403,10 @@ static int rebalance_status(admin_t *a, cairn_meta_client_t *mc)
     }
     printf("rebalance %s (map epoch %llu): %llu/%llu fragments, %.1f/%.1f MiB moved, %llu failed, %llu yielded "
            "to clients; %.0f s, %.1f MB/s; last update %.0f s ago\n",
-           state_names[s.state], (unsigned long long)s.epoch, (unsigned long long)s.moved_frags,
-           (unsigned long long)s.planned_frags, (double)s.moved_bytes / 1048576.0,
+           cairn_job_state_name(s.state), (unsigned long long)s.epoch, (unsigned long long)s.done_frags,
+           (unsigned long long)s.planned_frags, (double)s.done_bytes / 1048576.0,
            (double)s.planned_bytes / 1048576.0, (unsigned long long)s.failed, (unsigned long long)s.conflicts, secs,
-           secs > 0 ? (double)s.moved_bytes / secs / 1e6 : 0.0, (double)(cairn_wall_ms() - s.updated_ms) / 1000.0);
+           secs > 0 ? (double)s.done_bytes / secs / 1e6 : 0.0, (double)(cairn_wall_ms() - s.updated_ms) / 1000.0);
     return 0;
 }
 
@@ -449,8 +429,8 @@ static int run_page(void *arg, const uint8_t *cursor, size_t len)
     p->njobs = 0;
     mover_stats_t now;
     mover_stats(r->mv, &now);
-    r->st->moved_frags = r->done_frags_before + now.frags_written;
-    r->st->moved_bytes = now.bytes_written + r->base.bytes_written;
+    r->st->done_frags = r->done_frags_before + now.frags_written;
+    r->st->done_bytes = now.bytes_written + r->base.bytes_written;
     r->st->failed = r->base.jobs_failed + now.jobs_failed;
     r->st->conflicts = r->base.jobs_conflict + now.jobs_conflict;
     if (left || mover_stopping())
@@ -459,7 +439,7 @@ static int run_page(void *arg, const uint8_t *cursor, size_t len)
     r->st->cursor_len = len;
     state_save(r->mc, r->st);
     admin_lock_beat(r->mc);
-    progress_show("rebalance", r->st->moved_frags, r->st->planned_frags, r->st->moved_bytes, r->st->planned_bytes,
+    progress_show("rebalance", r->st->done_frags, r->st->planned_frags, r->st->done_bytes, r->st->planned_bytes,
                   now.bytes_written, r->t0, 0);
     return 0;
 }
@@ -482,13 +462,13 @@ static int rebalance_run(admin_t *a, cairn_meta_client_t *mc, const cairn_map_t 
         fprintf(stderr, "cairn-admin: cannot scan the object records: %s\n", cairn_strerror(rc));
         return 1;
     }
-    st.planned_frags = st.moved_frags + plan.frags;
-    st.planned_bytes = st.moved_bytes + plan.bytes;
+    st.planned_frags = st.done_frags + plan.frags;
+    st.planned_bytes = st.done_bytes + plan.bytes;
     st.state = ST_RUNNING;
     if (resume)
         printf("resuming the rebalance of map epoch %llu: %llu fragments (%.1f MiB) moved before, %llu "
                "(%.1f MiB) to go\n",
-               (unsigned long long)map->epoch, (unsigned long long)st.moved_frags, (double)st.moved_bytes / 1048576.0,
+               (unsigned long long)map->epoch, (unsigned long long)st.done_frags, (double)st.done_bytes / 1048576.0,
                (unsigned long long)plan.frags, (double)plan.bytes / 1048576.0);
     else
         printf("rebalance of map epoch %llu: %llu fragments (%.1f MiB) to move\n", (unsigned long long)map->epoch,
@@ -497,8 +477,8 @@ static int rebalance_run(admin_t *a, cairn_meta_client_t *mc, const cairn_map_t 
     state_save(mc, &st);
 
     mover_t *mv = mover_create(a, map, o->parallel, o->rate);
-    run_t r = {.plan = &plan, .mv = mv, .st = &st, .mc = mc, .done_frags_before = st.moved_frags};
-    r.base.bytes_written = st.moved_bytes;
+    run_t r = {.plan = &plan, .mv = mv, .st = &st, .mc = mc, .done_frags_before = st.done_frags};
+    r.base.bytes_written = st.done_bytes;
     r.base.jobs_failed = st.failed;
     r.base.jobs_conflict = st.conflicts;
     plan.collect = 1;
@@ -514,7 +494,7 @@ static int rebalance_run(admin_t *a, cairn_meta_client_t *mc, const cairn_map_t 
     free(plan.jobs);
     free(plan.flows);
     free(plan.scratch);
-    progress_show("rebalance", st.moved_frags, st.planned_frags, st.moved_bytes, st.planned_bytes, ms.bytes_written,
+    progress_show("rebalance", st.done_frags, st.planned_frags, st.done_bytes, st.planned_bytes, ms.bytes_written,
                   t0, 1);
     if (stopped || rc) {
         st.state = ST_STOPPED;
@@ -535,12 +515,13 @@ static int rebalance_run(admin_t *a, cairn_meta_client_t *mc, const cairn_map_t 
     inventory_dispose(&refs);
     st.state = ms.jobs_failed ? ST_STOPPED : ST_DONE;
     state_save(mc, &st);
+    health_save(mc, ms.jobs_failed ? UINT64_MAX : 0, UINT64_MAX);
     double secs = (double)(cairn_now_ms() - t0) / 1000.0;
     if (a->json)
         printf("{\"state\":\"%s\",\"moved_fragments\":%llu,\"moved_bytes\":%llu,\"this_run_fragments\":%llu,"
                "\"this_run_bytes\":%llu,\"rebuilt\":%llu,\"failed\":%llu,\"conflicts\":%llu,\"stale_removed\":%llu,"
                "\"seconds\":%.3f}\n",
-               state_names[st.state], (unsigned long long)st.moved_frags, (unsigned long long)st.moved_bytes,
+               cairn_job_state_name(st.state), (unsigned long long)st.done_frags, (unsigned long long)st.done_bytes,
                (unsigned long long)ms.frags_written, (unsigned long long)ms.bytes_written,
                (unsigned long long)ms.frags_rebuilt, (unsigned long long)ms.jobs_failed,
                (unsigned long long)ms.jobs_conflict, (unsigned long long)sw.stale, secs);
@@ -581,8 +562,10 @@ int admin_rebalance(admin_t *a, int argc, char **argv)
         if (o.dry_run) {
             plan_t plan = {.a = a, .map = &map, .scratch = cairn_malloc(cairn_map_scratch_size())};
             rc = admin_walk(&mc, CAIRN_SCAN_OBJECTS, NULL, 0, plan_set, NULL, &plan);
-            if (rc == 0)
+            if (rc == 0) {
                 print_plan(a, &plan, map.epoch);
+                health_save(&mc, plan.frags, UINT64_MAX);
+            }
             else
                 fprintf(stderr, "cairn-admin: cannot scan the object records: %s\n", cairn_strerror(rc));
             free(plan.flows);
@@ -729,15 +712,24 @@ int admin_repair(admin_t *a, int argc, char **argv)
         mover_t *mv = mover_create(a, &map, o.parallel, o.rate);
         size_t step = 256;
         mover_stats_t ms = {0};
+        rb_state_t js = {.state = ST_RUNNING, .epoch = map.epoch, .started_ms = cairn_wall_ms(),
+                         .planned_frags = s.frags, .planned_bytes = s.bytes};
+        state_save_as(&mc, "repair", &js);
         for (size_t i = 0; i < s.njobs && !mover_stopping(); i += step) {
             size_t n = s.njobs - i < step ? s.njobs - i : step;
             mover_run(mv, s.jobs + i, n);
             mover_stats(mv, &ms);
+            js.done_frags = ms.frags_written, js.done_bytes = ms.bytes_written, js.failed = ms.jobs_failed;
+            state_save_as(&mc, "repair", &js);
             admin_lock_beat(&mc);
             progress_show("repair", ms.frags_written, s.frags, ms.bytes_written, s.bytes, ms.bytes_written, t0, 0);
         }
         mover_stats(mv, &ms);
         mover_destroy(mv);
+        js.done_frags = ms.frags_written, js.done_bytes = ms.bytes_written, js.failed = ms.jobs_failed;
+        js.state = ms.jobs_failed || mover_stopping() ? ST_STOPPED : ST_DONE;
+        state_save_as(&mc, "repair", &js);
+        health_save(&mc, UINT64_MAX, ms.jobs_failed || mover_stopping() ? UINT64_MAX : s.lost);
         progress_show("repair", ms.frags_written, s.frags, ms.bytes_written, s.bytes, ms.bytes_written, t0, 1);
         double secs = (double)(cairn_now_ms() - t0) / 1000.0;
         if (a->json)
@@ -753,6 +745,7 @@ int admin_repair(admin_t *a, int argc, char **argv)
         if (ms.jobs_failed || mover_stopping() || s.lost)
             st = 1;
     } else if (st == 0) {
+        health_save(&mc, UINT64_MAX, s.njobs + s.lost);
         if (a->json)
             printf("{\"sets\":%llu,\"degraded_sets\":%zu,\"fragments\":%llu,\"bytes\":%llu,\"unrecoverable\":%llu,"
                    "\"fewest_surviving\":%d}\n",

@@ -164,6 +164,36 @@ int cairn_meta_obj_scan(cairn_meta_client_t *c, uint64_t req_id, int table, cons
 /* Parse a scan response body held in s->raw. */
 int cairn_meta_scan_decode(cairn_meta_scan_t *s);
 
+/* ---- job state in the KV store ----
+ * cairn-admin keeps the progress of rebalance and repair under the names
+ * "rebalance" and "repair", and what it last measured of the cluster under
+ * "health"; every metadata replica exports them on /metrics, so progress is
+ * visible from anywhere. */
+enum { CAIRN_JOB_NONE, CAIRN_JOB_RUNNING, CAIRN_JOB_STOPPED, CAIRN_JOB_DONE };
+
+typedef struct {
+    int state;                       /* CAIRN_JOB_* */
+    uint64_t epoch;                  /* the map it works for */
+    int64_t started_ms, updated_ms;  /* wall clock */
+    uint64_t planned_frags, planned_bytes, done_frags, done_bytes, failed, conflicts;
+    uint8_t cursor[512];             /* where a stopped run resumes (rebalance) */
+    size_t cursor_len;
+} cairn_job_state_t;
+
+/* Encoding: u8 state, u64 epoch, u64 started, u64 updated, u64 x 6 counters, bytes cursor. */
+void cairn_job_state_encode(const cairn_job_state_t *s, cairn_buf_t *out);
+int cairn_job_state_decode(const uint8_t *p, size_t len, cairn_job_state_t *s);
+const char *cairn_job_state_name(int state);
+
+/* Encoding: u64 measured_ms, u64 misplaced fragments, u64 degraded objects
+ * (UINT64_MAX: not measured by the run that wrote it). */
+typedef struct {
+    int64_t measured_ms;
+    uint64_t misplaced, degraded;
+} cairn_cluster_health_t;
+void cairn_cluster_health_encode(const cairn_cluster_health_t *h, cairn_buf_t *out);
+int cairn_cluster_health_decode(const uint8_t *p, size_t len, cairn_cluster_health_t *h);
+
 int cairn_meta_kv_get(cairn_meta_client_t *c, uint64_t req_id, const char *name, cairn_buf_t *value);
 int cairn_meta_kv_put(cairn_meta_client_t *c, uint64_t req_id, const char *name, const void *value, size_t len);
 
