@@ -452,26 +452,9 @@ run() {
     check_objects || rc=1
     step_end $rc
 
-    step "add storage host sn5, re-run, objects still read back"
+    step "add storage host sn5 (-e rebalance=true), objects still read back"
     rc=0
-    write_inventory "$STATE/inventory/hosts.yml" "$bin" 1
-    run_play "$logs/addnode.log" site.yml -e cairn_gateway_threads=3 || rc=1
-    [ $rc -ne 0 ] || recap_check "$logs/addnode.log" '.' || rc=1
-    # cairn-admin registers the node once it has `node add`; until then the
-    # play must say that it skipped it.
-    if ! awk '/^TASK \[/ { t = $0 } /^changed: \[sn5\]/ && t ~ /Register the node/ { f = 1 } END { exit !f }' \
-        "$logs/addnode.log" &&
-        ! grep -q 'sn5 joined a cluster that already held data' "$logs/addnode.log"; then
-        echo "the play neither registered sn5 nor said what is left to do" >&2
-        rc=1
-    fi
-    check_objects || rc=1
-    put_objects b || rc=1
-    check_objects || rc=1
-    local frags
-    frags=$(find "$STATE/hosts/sn5/upper/var/lib/cairn/node" -type f 2>/dev/null | wc -l)
-    say "sn5 holds $frags files after the new writes"
-    [ "$frags" -gt 0 ] || { echo "nothing was placed on sn5" >&2; rc=1; }
+    add_node_rebalance "$logs" "$bin" || rc=1
     step_end $rc
 
     step "rolling.yml (one host at a time) under client load"
@@ -498,6 +481,47 @@ summary() {
     echo "total $(since "$1")s; logs in $logs"
     echo "$passed passed, $failed failed"
     [ "$failed" -eq 0 ]
+}
+
+# cairn-admin on storage host $1 (with its node.conf), over SSH from ctl.
+host_admin() { local h=$1; shift; "$SELF" ssh "$h" "/opt/cairn/bin/cairn-admin --config /etc/cairn/node.conf $*"; }
+# json_get KEY: that top-level value of the JSON object on stdin.
+json_get() { python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+# Fragment files on test host $1's node (read from the root namespace: no network).
+node_frags() { find "$STATE/hosts/$1/upper/var/lib/cairn/node/frags" -type f 2>/dev/null | wc -l; }
+# task_changed LOG TASK HOST: did TASK (a regex of its name) report HOST changed?
+task_changed() {
+    awk -v task="$2" -v host="$3" '/^TASK \[/ { t = $0 } $0 == "changed: [" host "]" && t ~ task { f = 1 }
+        END { exit !f }' "$1"
+}
+
+# sn5 enters the inventory; site.yml -e rebalance=true must register it and
+# move existing objects' fragments onto it before any new write: sn5 holds
+# fragments, a dry run finds nothing left to move, every object reads back.
+# New writes then land on sn5 too.
+add_node_rebalance() {
+    local logs=$1 bin=$2 rc=0 frags moved left after
+    write_inventory "$STATE/inventory/hosts.yml" "$bin" 1
+    run_play "$logs/addnode.log" site.yml -e cairn_gateway_threads=3 -e rebalance=true || rc=1
+    [ $rc -ne 0 ] || recap_check "$logs/addnode.log" '.' || rc=1
+    task_changed "$logs/addnode.log" 'Register the node in the cluster map' sn5 ||
+        { echo "the play did not register sn5" >&2; rc=1; }
+    task_changed "$logs/addnode.log" 'cairn_storage : Rebalance\]' 'sn[0-9]' ||
+        { echo "the rebalance task did not run" >&2; rc=1; }
+    frags=$(node_frags sn5)
+    moved=$(host_admin sn1 --json rebalance status | json_get moved_fragments) || moved=unknown
+    left=$(host_admin sn1 --json rebalance --dry-run | json_get fragments) || left=unknown
+    say "rebalance moved $moved fragments; sn5 holds $frags fragment files before any new write;" \
+        "a dry run now plans $left fragments"
+    [ "$frags" -gt 0 ] || { echo "the rebalance moved nothing onto sn5" >&2; rc=1; }
+    [ "$left" = 0 ] || { echo "fragments still misplaced after the rebalance: $left" >&2; rc=1; }
+    check_objects || rc=1
+    put_objects b || rc=1
+    check_objects || rc=1
+    after=$(node_frags sn5)
+    say "sn5 holds $after fragment files after 5 new objects"
+    [ "$after" -gt "$frags" ] || { echo "no new fragment was placed on sn5" >&2; rc=1; }
+    return $rc
 }
 
 # with_retry LOG COMMAND...: run COMMAND until it succeeds, at most 50

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Multipart uploads: aws s3 cp of 64 MiB up and down (the CLI goes multipart
+"""Multipart uploads: aws s3 cp of 100 MiB up and down (the CLI goes multipart
 above 8 MiB), the aws s3api multipart calls one by one, Range GETs across part
 boundaries, every Complete error, and the fragment files of superseded,
 unused and aborted parts being removed."""
@@ -76,24 +76,24 @@ def create_bucket(c):
 
 
 @suite.case
-def aws_cp_64mib(c):
-    data = os.urandom(64 * MiB)
+def aws_cp_100mib(c):
+    data = os.urandom(100 * MiB)
     src = c.tmpfile(data)
-    c.aws_ok("s3", "cp", "--only-show-errors", src, "s3://%s/big/64mib" % BUCKET, timeout=300)
-    head = c.aws_ok("s3api", "head-object", "--bucket", BUCKET, "--key", "big/64mib")
-    eq(head.get("ContentLength"), 64 * MiB, "ContentLength of the 64 MiB object")
-    check(head.get("ETag", "").endswith('-8"'), "ETag of an 8-part upload: %r" % head.get("ETag"))
-    eq(head.get("ETag"), mpu_etag([data[i:i + 8 * MiB] for i in range(0, 64 * MiB, 8 * MiB)]),
+    c.aws_ok("s3", "cp", "--only-show-errors", src, "s3://%s/big/100mib" % BUCKET, timeout=300)
+    head = c.aws_ok("s3api", "head-object", "--bucket", BUCKET, "--key", "big/100mib")
+    eq(head.get("ContentLength"), 100 * MiB, "ContentLength of the 100 MiB object")
+    check(head.get("ETag", "").endswith('-13"'), "ETag of an 13-part upload: %r" % head.get("ETag"))
+    eq(head.get("ETag"), mpu_etag([data[i:i + 8 * MiB] for i in range(0, 100 * MiB, 8 * MiB)]),
        "ETag = md5 of the part md5s")
     dst = c.tmpfile(suffix=".get")
-    c.aws_ok("s3", "cp", "--only-show-errors", "s3://%s/big/64mib" % BUCKET, dst, timeout=300)
+    c.aws_ok("s3", "cp", "--only-show-errors", "s3://%s/big/100mib" % BUCKET, dst, timeout=300)
     eq(sha256_file(dst), sha256(data), "sha256 of aws s3 cp download")
-    st, got, h = c.get_sha(BUCKET, "big/64mib")
-    eq((st, got), (200, sha256(data)), "curl GET of the 64 MiB object")
+    st, got, h = c.get_sha(BUCKET, "big/100mib")
+    eq((st, got), (200, sha256(data)), "curl GET of the 100 MiB object")
     eq(h.get("etag"), head["ETag"], "ETag of GET")
     # Listing shows it with its size and ETag.
     out = c.aws_ok("s3api", "list-objects-v2", "--bucket", BUCKET, "--prefix", "big/")
-    eq([(o["Key"], o["Size"], o["ETag"]) for o in out.get("Contents", [])], [("big/64mib", 64 * MiB, head["ETag"])],
+    eq([(o["Key"], o["Size"], o["ETag"]) for o in out.get("Contents", [])], [("big/100mib", 100 * MiB, head["ETag"])],
        "listing of the multipart object")
     for p in (src, dst):
         os.unlink(p)
