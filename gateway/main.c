@@ -15,6 +15,7 @@
 #include "cairn/log.h"
 #include "gw.h"
 #include "gw_metrics.h"
+#include "gw_tls.h"
 
 static void on_accept(h2o_socket_t *listener, const char *err)
 {
@@ -88,6 +89,12 @@ int main(int argc, char **argv)
     cairn_log_init("gateway", "gw-1", lv);
     signal(SIGPIPE, SIG_IGN);
 
+    SSL_CTX *tls = NULL; /* [gateway] tls_cert/tls_key: HTTPS on the S3 port, shared by every thread */
+    if (gw_tls_create(&gw.cfg, &tls, err, sizeof err) != 0) {
+        fprintf(stderr, "cairn-gateway: %s\n", err);
+        return 1;
+    }
+
     if (cairn_wire_key_create(gw.cfg.secret, strlen(gw.cfg.secret), &gw.key) != 0 ||
         cairn_ec_create(gw.cfg.k, gw.cfg.m, &gw.ec) != 0) {
         fprintf(stderr, "cairn-gateway: cannot set up the cluster key or the erasure code\n");
@@ -118,10 +125,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "cairn-gateway: cannot start workers\n");
         return 1;
     }
-    cairn_log(CAIRN_LOG_INFO, 0, "listening on %s (%d threads, %d workers, EC %d+%d, %zu nodes)", gw.cfg.gw_listen,
-              nthreads, gw.cfg.gw_workers, gw.cfg.k, gw.cfg.m, gw.map.n);
+    cairn_log(CAIRN_LOG_INFO, 0, "listening on %s (%s, %d threads, %d workers, EC %d+%d, %zu nodes)", gw.cfg.gw_listen,
+              tls ? "https" : "http", nthreads, gw.cfg.gw_workers, gw.cfg.k, gw.cfg.m, gw.map.n);
     for (int i = 0; i < nthreads; i++) {
         threads[i].gw = &gw;
+        threads[i].accept_ctx.ssl_ctx = tls;
         if (i > 0)
             pthread_create(&threads[i].tid, NULL, thread_main, &threads[i]);
     }

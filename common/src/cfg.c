@@ -156,6 +156,11 @@ static const opt_t opts[] = {
      .help = "S3 requests in flight; beyond it new ones get 503 SlowDown"},
     {S_GATEWAY, "max_header_size", T_SIZE, "16k", CF(gw_max_header_size), .min = 1024, .max = 400 * 1024,
      .help = "bytes of request headers (names and values); beyond it 400 RequestHeaderSectionTooLarge"},
+    {S_GATEWAY, "tls_cert", T_STRING, "", CF(gw_tls_cert),
+     .help = "PEM file: the S3 endpoint's certificate chain, leaf first; with tls_key it serves HTTPS only "
+             "(TLS 1.2+); empty: plain HTTP"},
+    {S_GATEWAY, "tls_key", T_STRING, "", CF(gw_tls_key),
+     .help = "PEM file: the unencrypted private key of tls_cert; set both or neither"},
 
     {S_S3, "access_key", T_STRING, NULL, CF(access_key), .help = "access key id of the bootstrap user"},
     {S_S3, "secret_key", T_STRING, NULL, CF(secret_key), .secret = 1, .help = "secret access key of the bootstrap user"},
@@ -611,6 +616,9 @@ static void validate(ctx_t *c)
             if (strcmp(cfg->metas[i].addr, cfg->metas[j].addr) == 0 ||
                 strcmp(cfg->metas[i].raft_addr, cfg->metas[j].raft_addr) == 0)
                 fail(c, 0, "[meta.%u] and [meta.%u] have the same address", cfg->metas[i].id, cfg->metas[j].id);
+    if ((cfg->gw_tls_cert[0] == '\0') != (cfg->gw_tls_key[0] == '\0'))
+        fail(c, 0, "%s is set but %s is not in [gateway]: set both (HTTPS) or neither (plain HTTP)",
+             cfg->gw_tls_cert[0] ? "tls_cert" : "tls_key", cfg->gw_tls_cert[0] ? "tls_key" : "tls_cert");
     if (cfg->meta_heartbeat_ms >= cfg->meta_election_ms)
         fail(c, 0, "heartbeat_ms (%d) must be below election_timeout_ms (%d) in [meta]", cfg->meta_heartbeat_ms,
              cfg->meta_election_ms);

@@ -489,9 +489,12 @@ host_admin() { local h=$1; shift; "$SELF" ssh "$h" "/opt/cairn/bin/cairn-admin -
 json_get() { python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 # Fragment files on test host $1's node (read from the root namespace: no network).
 node_frags() { find "$STATE/hosts/$1/upper/var/lib/cairn/node/frags" -type f 2>/dev/null | wc -l; }
-# task_changed LOG TASK HOST: did TASK (a regex of its name) report HOST changed?
+# task_changed LOG TASK HOST: did the task named TASK report a host matching
+# the regex HOST changed?
 task_changed() {
-    awk -v task="$2" -v host="$3" '/^TASK \[/ { t = $0 } $0 == "changed: [" host "]" && t ~ task { f = 1 }
+    awk -v task="TASK [$2] " -v host="^($3)$" '
+        /^TASK \[/ { t = (index($0, task) == 1) }
+        t && /^changed: \[[^]]*\]$/ { h = substr($0, 11, length($0) - 11); if (h ~ host) f = 1 }
         END { exit !f }' "$1"
 }
 
@@ -504,9 +507,9 @@ add_node_rebalance() {
     write_inventory "$STATE/inventory/hosts.yml" "$bin" 1
     run_play "$logs/addnode.log" site.yml -e cairn_gateway_threads=3 -e rebalance=true || rc=1
     [ $rc -ne 0 ] || recap_check "$logs/addnode.log" '.' || rc=1
-    task_changed "$logs/addnode.log" 'Register the node in the cluster map' sn5 ||
+    task_changed "$logs/addnode.log" 'cairn_storage : Register the node in the cluster map' sn5 ||
         { echo "the play did not register sn5" >&2; rc=1; }
-    task_changed "$logs/addnode.log" 'cairn_storage : Rebalance\]' 'sn[0-9]' ||
+    task_changed "$logs/addnode.log" 'cairn_storage : Rebalance' 'sn[0-9]+' ||
         { echo "the rebalance task did not run" >&2; rc=1; }
     frags=$(node_frags sn5)
     moved=$(host_admin sn1 --json rebalance status | json_get moved_fragments) || moved=unknown

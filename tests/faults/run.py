@@ -34,6 +34,7 @@ import json
 import os
 import random
 import re
+import subprocess
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -132,6 +133,20 @@ def admin_path():
     return p if os.path.exists(p) else None
 
 
+def repair(c):
+    """cairn-admin repair on the quiet cluster: (its JSON summary or None, problem or None)."""
+    adm = admin_path()
+    if adm is None:
+        return None, "no cairn-admin binary"
+    r = subprocess.run([adm, "--config", os.path.join(c.dir, "cluster.conf"), "--json", "repair"],
+                       capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    doc = next((json.loads(l) for l in reversed(r.stdout.splitlines()) if l.startswith("{")), None)
+    if r.returncode != 0 or doc is None:
+        return doc, "repair failed (rc %d): stdout: %s stderr: %s" % (r.returncode, r.stdout[-1500:].replace("\n", " | "),
+                                                                     r.stderr[-1500:].replace("\n", " | "))
+    return doc, None
+
+
 def client(c, timeout=30.0):
     return s3.S3Client(c.endpoint, c.ak, c.sk, c.region, timeout=timeout)
 
@@ -203,7 +218,7 @@ def degraded_report(c, bucket, reads):
         except OSError as e:
             problems.append("%s: %s" % (r.key, e))
             continue
-        if rec is None or rec["nparts"]:
+        if rec is None or rec["nparts"] or rec["k"] == 0:  # multipart, or inline: no fragments of its own
             continue
         good = sum(1 for i, n in enumerate(rec["nodes"])
                    if wire.frag_check(wire.frag_path(c.dir, n, rec["oid"], i), rec["oid"], i) is None)
@@ -349,6 +364,20 @@ class Scenario:
                           workload_errors=wl.errors)
         slow, worst_small, worst_big, paused_gets = slow_gets(h, io_timeout)
         degraded, dproblems = degraded_report(c, bucket, reads)
+        # Repair brings every object back to k+m good fragments.
+        rep, rproblem = repair(c)
+        repaired, rproblems = degraded_report(c, bucket, reads)
+        short_sets = sum(n for good, n in repaired.items() if good < k + m)
+        # A non-zero exit alone is no failure: repair also reports fragment
+        # sets beyond rescue that no readable object uses (e.g. parts of an
+        # upload a killed gateway never completed). Readable objects below
+        # k+m afterwards are.
+        if rproblem:
+            print("# %s: %s" % (self.name, rproblem), flush=True)
+        repair_ok = short_sets == 0 and not rproblems and rep is not None
+        print("# %s: repair rebuilt %s fragments; afterwards %d objects below k+m%s" %
+              (self.name, rep["rebuilt_fragments"] if rep else "?", short_sets,
+               ("; problems: %s" % "; ".join(rproblems[:5])) if rproblems else ""), flush=True)
         s = v.stats
         faults = sum(nem.counts.values())
         line = ("# verdict %s: %s — %d ops under faults (PUT %d ok/%d unknown/%d failed, GET %d ok (%d 200, %d 404)/"
@@ -356,7 +385,7 @@ class Scenario:
                 "%d faults injected (%s); lost acked writes %d, wrong reads %d, stale reads %d, unreadable after "
                 "quiescence %d, stale LIST entries %d, LIST ghosts %d, LIST missing %d, LIST garbage %d, "
                 "unexpected answers %d" % (
-                    self.name, "PASS" if v.ok and not slow else "FAIL", s["ops"], s["put"]["ok"], s["put"]["info"],
+                    self.name, "PASS" if v.ok and not slow and repair_ok else "FAIL", s["ops"], s["put"]["ok"], s["put"]["info"],
                     s["put"]["fail"], s["get"]["ok"], s["get_200"], s["get_404"], s["get"]["fail"], s["delete"]["ok"],
                     s["delete"]["info"], s["delete"]["fail"], s["list"]["ok"], s["list"]["fail"],
                     s["bytes_put_acked"] / 1048576.0, faults,
@@ -382,7 +411,7 @@ class Scenario:
         dump(h, reads, self.name)
         print("# %s: %.1f s (faults %.1f s, quiescence and checks %.1f s)" %
               (self.name, time.time() - t_start, t_q - t_start, time.time() - t_q), flush=True)
-        results.append({"scenario": self.name, "ok": v.ok and not slow, "counts": v.counts, "stats": s,
+        results.append({"scenario": self.name, "ok": v.ok and not slow and repair_ok, "counts": v.counts, "stats": s,
                         "faults": nem.counts, "degraded": degraded, "notes": nem.notes,
                         "slow_gets_during_pause": len(slow), "failed_gets_racing_writes": raced, "worst_get_during_pause": [worst_small, worst_big],
                         "seconds": time.time() - t_start})
@@ -390,6 +419,9 @@ class Scenario:
         problems += ["GET took %.2f s while a node was stopped (io timeout %.1f s): %r" % (o.latency(), io_timeout, o)
                      for o in slow[:5]]
         problems += [n for n in nem.notes if n.startswith("PROBLEM")]
+        if not repair_ok:
+            problems.append("after repair %d objects have fewer than k+m good fragments; %s" %
+                            (short_sets, "; ".join(rproblems[:5])))
         if problems:
             raise TestFailure("scenario %s: %d problem(s):\n  %s" % (self.name, len(v.details) + len(slow),
                                                                    "\n  ".join(problems)))

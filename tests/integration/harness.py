@@ -31,6 +31,9 @@ Caveats
 
 Environment
   CAIRN_BIN    build directory (default: <repo>/build)
+  CAIRN_TLS    1: the cluster serves S3 over HTTPS with a self-signed
+               certificate (tools/cairn-cluster --tls); curl() and aws() then
+               trust it through the AWS_CA_BUNDLE of cluster.env
   CAIRN_KEEP   1: keep the whole temporary directory (by default it is removed,
                and after a failure only the logs and config are kept)
 """
@@ -483,6 +486,8 @@ class Cluster:
             cmd += ["-X", method]
         if sign:
             cmd += ["--aws-sigv4", "aws:amz:%s:s3" % self.region, "--user", "%s:%s" % (ak or self.ak, sk or self.sk)]
+        if self.env.get("AWS_CA_BUNDLE"):
+            cmd += ["--cacert", self.env["AWS_CA_BUNDLE"]]
         hl = dict((k.lower(), (k, v)) for k, v in (headers or {}).items())
         if data is not None and file is None:
             file = self.tmpfile(data)
@@ -537,7 +542,7 @@ class Cluster:
         return self.curl(method, path, **kw)
 
     def aws_env(self, ak=None, sk=None):
-        return {
+        env = {
             "PATH": "/usr/bin:/bin",
             "HOME": self.awshome,
             "LANG": "C.UTF-8",
@@ -550,6 +555,9 @@ class Cluster:
             "AWS_EC2_METADATA_DISABLED": "true",
             "AWS_PAGER": "",
         }
+        if self.env.get("AWS_CA_BUNDLE"):  # an HTTPS cluster (CAIRN_TLS=1)
+            env["AWS_CA_BUNDLE"] = self.env["AWS_CA_BUNDLE"]
+        return env
 
     def aws(self, *args, ak=None, sk=None, timeout=120):
         """Run the AWS CLI against the cluster. Returns (rc, stdout, stderr) as text.

@@ -93,6 +93,8 @@ typedef struct {
     int gw_max_connections;   /* open client connections; more get 503 SlowDown */
     int gw_max_requests;      /* S3 requests in flight; more get 503 SlowDown */
     uint64_t gw_max_header_size; /* bytes of request headers; more get 400 RequestHeaderSectionTooLarge */
+    char gw_tls_cert[256];     /* PEM certificate chain of the S3 endpoint; "": plain HTTP (gw_tls.h) */
+    char gw_tls_key[256];      /* PEM private key of gw_tls_cert; set exactly when gw_tls_cert is */
     /* [s3] the bootstrap user */
     char access_key[128];
     char secret_key[128];

@@ -492,6 +492,23 @@ static void test_domain(void **state)
                "must be host names separated by commas (no ports, no blanks)");
 }
 
+/* [gateway] tls_cert and tls_key: both empty (plain HTTP) by default; one
+ * without the other is an error naming both. */
+static void test_tls_pair(void **state)
+{
+    assert_int_equal(load(REQUIRED SIX_NODES), 0);
+    assert_string_equal(cfg.gw_tls_cert, "");
+    assert_string_equal(cfg.gw_tls_key, "");
+    assert_int_equal(load(REQUIRED SIX_NODES "[gateway]\ntls_cert = /etc/cairn/cert.pem\ntls_key = /etc/cairn/key.pem\n"),
+                     0);
+    assert_string_equal(cfg.gw_tls_cert, "/etc/cairn/cert.pem");
+    assert_string_equal(cfg.gw_tls_key, "/etc/cairn/key.pem");
+    expect_err(REQUIRED SIX_NODES "[gateway]\ntls_cert = /etc/cairn/cert.pem\n",
+               "t.conf: tls_cert is set but tls_key is not in [gateway]: set both (HTTPS) or neither (plain HTTP)");
+    expect_err(REQUIRED SIX_NODES "[gateway]\ntls_key = /etc/cairn/key.pem\n",
+               "t.conf: tls_key is set but tls_cert is not in [gateway]: set both (HTTPS) or neither (plain HTTP)");
+}
+
 static void test_help(void **state)
 {
     char *out = NULL;
@@ -502,14 +519,14 @@ static void test_help(void **state)
     const char *want[] = {"cluster.secret", "cluster.k ", "cluster.block_size", "256k", "node.<id>.addr",
                           "node.<id>.weight", "gateway.workers", "gateway.max_object_size", "5g", "s3.access_key",
                           "(required)", "log.level", "info", "gateway.admin_listen", "node.<id>.admin_addr",
-                          "meta.<id>.admin_addr"};
+                          "meta.<id>.admin_addr", "gateway.tls_cert", "gateway.tls_key"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         if (!strstr(out, want[i]))
             fail_msg("help lacks '%s':\n%s", want[i], out);
     int lines = 0;
     for (char *p = out; *p; p++)
         lines += *p == '\n';
-    assert_int_equal(lines, 35);
+    assert_int_equal(lines, 37);
     free(out);
 }
 
@@ -527,6 +544,7 @@ int main(void)
         cmocka_unit_test(test_meta_replicas),   cmocka_unit_test(test_help),
         cmocka_unit_test(test_admin_addrs),
         cmocka_unit_test(test_domain),
+        cmocka_unit_test(test_tls_pair),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
