@@ -2,7 +2,7 @@
 #   make                  build everything into build/
 #   make test             install missing packages, build, run every test
 #   make test-ansible     deploy with ansible/ onto namespace test hosts and check it (root)
-#   make run [DIR=path]   install, build, start a local cluster in the foreground
+#   make run [DIR=path] [TLS=1]   install, build, start a local cluster in the foreground (TLS=1: HTTPS)
 #   make SANITIZER=address|undefined   instrumented build (into build-<sanitizer>/)
 #   make deps             install missing Debian packages
 #   make bench            benchmark a fresh local cluster against nginx (< 10 min; docs/benchmarks.md)
@@ -117,13 +117,15 @@ $(B)/tests/metadata/%: $(B)/obj/tests/unit/metadata/%.o $(call svc_objs,$(META_S
 
 DEB_PKGS := build-essential pkg-config libh2o-evloop-dev libssl-dev libisal-dev libxxhash-dev \
             liblmdb-dev libinih-dev libcmocka-dev libraft-dev libuv1-dev libexpat1-dev curl awscli python3 \
-            python3-boto3 python3-prometheus-client rclone s3cmd ansible ansible-lint openssh-server nginx-light
+            python3-boto3 python3-prometheus-client rclone s3cmd ansible ansible-lint openssh-server nginx-light \
+            openssl
 deps:
 	@tools/deps.sh $(DEB_PKGS)
 
+# make run TLS=1: a new cluster serves S3 over HTTPS with a generated self-signed pair (DIR/tls/)
 DIR ?= run
 run: deps all
-	tools/cairn-cluster run $(DIR)
+	tools/cairn-cluster $(if $(filter 1,$(TLS)),--tls) run $(DIR)
 
 # Tests build with -Werror, as CI does. After the whole suite, the unit tests
 # and the core integration tests run again against an AddressSanitizer build.

@@ -133,14 +133,14 @@ static int load_pair(SSL_CTX *ctx, const char *cert, const char *key, char *err,
         if (asked)
             snprintf(err, errsz, "tls_key %s is encrypted: give an unencrypted key (openssl pkey -in K -out K2)", key);
         else if (ERR_GET_LIB(e) == ERR_LIB_X509 && ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH)
-            snprintf(err, errsz, "tls_key %s does not belong to tls_cert %s (%s)", key, cert, why);
+            snprintf(err, errsz, "tls_key %s does not belong to tls_cert %s: %s", key, cert, why);
         else
             snprintf(err, errsz, "tls_key %s: not a PEM private key: %s", key, why);
         return -1;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
         ssl_reason(why, sizeof why);
-        snprintf(err, errsz, "tls_key %s does not belong to tls_cert %s (%s)", key, cert, why);
+        snprintf(err, errsz, "tls_key %s does not belong to tls_cert %s: %s", key, cert, why);
         return -1;
     }
     SSL_CTX_set_default_passwd_cb(ctx, NULL);

@@ -39,7 +39,7 @@
  * Returns 0, or CAIRN_EINVAL with a one-line reason in err (always
  * NUL-terminated when errsz > 0) naming the file and OpenSSL's reason, e.g.
  *   "tls_cert /etc/cairn/cert.pem: No such file or directory"
- *   "tls_key /etc/cairn/key.pem does not belong to tls_cert /etc/cairn/cert.pem (...)"
+ *   "tls_key /etc/cairn/key.pem does not belong to tls_cert /etc/cairn/cert.pem: key values mismatch (...)"
  * Logs the certificate's subject and expiry (info) once loaded.
  */
 int gw_tls_create(const cairn_cfg_t *cfg, SSL_CTX **out, char *err, size_t errsz);

@@ -561,7 +561,7 @@ static void mpu_complete(gw_worker_t *w, gw_job_t *job)
     cairn_xml_begin(b);
     cairn_xml_open_ns(b, "CompleteMultipartUploadResult", S3_NS);
     cairn_xml_open(b, "Location");
-    cairn_buf_appendf(b, "http://");
+    cairn_buf_appendf(b, "%s://", job->thread->gw->cfg.gw_tls_cert[0] ? "https" : "http");
     if (host)
         cairn_xml_escape(b, host->value, host->value_len);
     cairn_xml_escape(b, job->path, job->path_len);

@@ -391,7 +391,7 @@ def admin_port_plain(c):
     r = subprocess.run([CURL, "-sS", "--max-time", "10", "http://%s/metrics" % admin], capture_output=True, timeout=30)
     check(b"cairn_gateway_requests_total" in r.stdout, "metrics lack cairn_gateway_requests_total: %s" %
           short(r.stdout, 500))
-    rc, code, err = raw_curl(c, "https://%s/health" % admin, "-k", sign=False)
+    rc, code, err = raw_curl(c, "https://%s/health" % admin, "-k", "--max-time", "3", sign=False)
     check(rc != 0, "the admin port answered TLS: rc %d status %s" % (rc, code))
 
 
