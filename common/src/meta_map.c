@@ -319,7 +319,8 @@ int cairn_meta_scan_decode(cairn_meta_scan_t *s)
         free(v);
         return CAIRN_EPROTO;
     }
-    memcpy(s->cursor, cur, cur_len);
+    if (cur_len)
+        memcpy(s->cursor, cur, cur_len);
     s->cursor_len = cur_len;
     s->entries = v;
     s->n = cnt;
@@ -419,7 +420,8 @@ int cairn_job_state_decode(const uint8_t *p, size_t len, cairn_job_state_t *s)
         memset(s, 0, sizeof *s);
         return CAIRN_EPROTO;
     }
-    memcpy(s->cursor, cur, cl);
+    if (cl)
+        memcpy(s->cursor, cur, cl);
     s->cursor_len = cl;
     return 0;
 }

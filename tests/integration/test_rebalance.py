@@ -352,8 +352,9 @@ def kill_and_resume(c):
     _, left, _, _ = admin(c, "rebalance", "--dry-run")
     check(left["fragments"] < plan["fragments"], "the killed run's moves stuck: %d left of %d" % (left["fragments"],
                                                                                                    plan["fragments"]))
-    rc, run, out, _ = admin(c, "rebalance")
-    check("resuming" in out, "the second run resumes: %s" % short(out))
+    rc, run, out, err = admin(c, "rebalance")
+    check("resuming" in err, "the second run resumes: %s" % short(err))
+    check(out.strip().startswith("{") and len(out.strip().splitlines()) == 1, "--json: stdout holds only the result")
     check(run["this_run_fragments"] <= plan["fragments"] - st["moved_fragments"] + 64,
           "the second run redid finished work: %d moved after %d of %d" % (run["this_run_fragments"],
                                                                            st["moved_fragments"], plan["fragments"]))

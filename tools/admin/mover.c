@@ -690,7 +690,7 @@ void progress_show(const char *what, uint64_t done, uint64_t total, uint64_t byt
                    uint64_t run_bytes, int64_t run_started_ms, int final)
 {
     static int64_t last_line;
-    int tty = isatty(STDOUT_FILENO);
+    int tty = isatty(STDERR_FILENO);
     int64_t now = cairn_now_ms();
     if (!final && !tty && now - last_line < 10000)
         return;
@@ -705,15 +705,15 @@ void progress_show(const char *what, uint64_t done, uint64_t total, uint64_t byt
         for (int i = 0; i < 30; i++)
             bar[i] = i < filled ? '#' : '.';
         bar[30] = '\0';
-        printf("\r%s [%s] %3.0f%% %llu/%llu fragments %.1f/%.1f MiB %.1f MB/s ETA %s ", what, bar, frac * 100,
+        fprintf(stderr, "\r%s [%s] %3.0f%% %llu/%llu fragments %.1f/%.1f MiB %.1f MB/s ETA %s ", what, bar, frac * 100,
                (unsigned long long)done, (unsigned long long)total, (double)bytes / 1048576.0,
                (double)bytes_total / 1048576.0, rate / 1e6, eta);
         if (final)
-            printf("\n");
+            fprintf(stderr, "\n");
     } else {
-        printf("%s: %llu/%llu fragments, %.1f/%.1f MiB, %.1f MB/s, ETA %s\n", what, (unsigned long long)done,
+        fprintf(stderr, "%s: %llu/%llu fragments, %.1f/%.1f MiB, %.1f MB/s, ETA %s\n", what, (unsigned long long)done,
                (unsigned long long)total, (double)bytes / 1048576.0, (double)bytes_total / 1048576.0, rate / 1e6,
                eta);
     }
-    fflush(stdout);
+    fflush(stderr);
 }

@@ -108,8 +108,8 @@ int admin_lock(cairn_meta_client_t *mc, const char *what);
 void admin_lock_beat(cairn_meta_client_t *mc);
 void admin_unlock(cairn_meta_client_t *mc);
 
-/* Progress line: on a terminal a bar redrawn in place, else a plain line
- * every 10 s; final = 1 for the last one. done/total and bytes/bytes_total
+/* Progress on stderr (stdout stays for results, e.g. --json): on a terminal
+ * a bar redrawn in place, else a plain line every 10 s; final = 1 for the last one. done/total and bytes/bytes_total
  * count the whole job (earlier runs included); the rate and ETA come from
  * run_bytes written since run_started_ms (cairn_now_ms) by this run. */
 void progress_show(const char *what, uint64_t done, uint64_t total, uint64_t bytes, uint64_t bytes_total,

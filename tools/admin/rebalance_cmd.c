@@ -465,15 +465,16 @@ static int rebalance_run(admin_t *a, cairn_meta_client_t *mc, const cairn_map_t 
     st.planned_frags = st.done_frags + plan.frags;
     st.planned_bytes = st.done_bytes + plan.bytes;
     st.state = ST_RUNNING;
+    FILE *info = a->json ? stderr : stdout; /* --json: stdout holds only the result */
     if (resume)
-        printf("resuming the rebalance of map epoch %llu: %llu fragments (%.1f MiB) moved before, %llu "
+        fprintf(info, "resuming the rebalance of map epoch %llu: %llu fragments (%.1f MiB) moved before, %llu "
                "(%.1f MiB) to go\n",
                (unsigned long long)map->epoch, (unsigned long long)st.done_frags, (double)st.done_bytes / 1048576.0,
                (unsigned long long)plan.frags, (double)plan.bytes / 1048576.0);
     else
-        printf("rebalance of map epoch %llu: %llu fragments (%.1f MiB) to move\n", (unsigned long long)map->epoch,
+        fprintf(info, "rebalance of map epoch %llu: %llu fragments (%.1f MiB) to move\n", (unsigned long long)map->epoch,
                (unsigned long long)plan.frags, (double)plan.bytes / 1048576.0);
-    fflush(stdout);
+    fflush(info);
     state_save(mc, &st);
 
     mover_t *mv = mover_create(a, map, o->parallel, o->rate);
@@ -500,7 +501,7 @@ static int rebalance_run(admin_t *a, cairn_meta_client_t *mc, const cairn_map_t 
         st.state = ST_STOPPED;
         state_save(mc, &st);
         if (stopped)
-            printf("stopped; run `cairn-admin rebalance` again to resume\n");
+            fprintf(info, "stopped; run `cairn-admin rebalance` again to resume\n");
         else
             fprintf(stderr, "cairn-admin: rebalance interrupted: %s; run it again to resume\n", cairn_strerror(rc));
         return 1;
@@ -704,7 +705,7 @@ int admin_repair(admin_t *a, int argc, char **argv)
     }
     qsort(s.jobs, s.njobs, sizeof *s.jobs, by_surviving);
     if (st == 0 && !o.dry_run) {
-        printf("repair: %llu fragment sets degraded, %llu fragments (%.1f MiB) to rebuild; fewest surviving: %d\n",
+        fprintf(a->json ? stderr : stdout, "repair: %llu fragment sets degraded, %llu fragments (%.1f MiB) to rebuild; fewest surviving: %d\n",
                (unsigned long long)s.njobs, (unsigned long long)s.frags, (double)s.bytes / 1048576.0,
                s.njobs ? s.jobs[0].surviving : 0);
         fflush(stdout);

@@ -60,8 +60,9 @@ int admin_walk(cairn_meta_client_t *mc, int table, const uint8_t *cursor, size_t
     cairn_meta_scan_t s;
     cairn_meta_scan_init(&s);
     uint8_t cur[sizeof s.cursor];
-    size_t cur_len = cursor_len < sizeof cur ? cursor_len : 0;
-    memcpy(cur, cursor, cur_len);
+    size_t cur_len = cursor && cursor_len < sizeof cur ? cursor_len : 0;
+    if (cur_len)
+        memcpy(cur, cursor, cur_len);
     int rc;
     do {
         rc = cairn_meta_obj_scan(mc, 0, table, cur, cur_len, PAGE, &s);
