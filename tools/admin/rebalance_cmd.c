@@ -703,7 +703,8 @@ int admin_repair(admin_t *a, int argc, char **argv)
         fprintf(stderr, "cairn-admin: cannot scan the records: %s\n", cairn_strerror(rc));
         st = 1;
     }
-    qsort(s.jobs, s.njobs, sizeof *s.jobs, by_surviving);
+    if (s.njobs > 1)
+        qsort(s.jobs, s.njobs, sizeof *s.jobs, by_surviving);
     if (st == 0 && !o.dry_run) {
         fprintf(a->json ? stderr : stdout, "repair: %llu fragment sets degraded, %llu fragments (%.1f MiB) to rebuild; fewest surviving: %d\n",
                (unsigned long long)s.njobs, (unsigned long long)s.frags, (double)s.bytes / 1048576.0,
