@@ -514,7 +514,9 @@ static void test_page_cache(void **state)
     cairn_scrub_status(s, &st);
     assert_int_equal(st.fragments_checked, 2);
     assert_int_equal(st.bad_found, 0);
-    if (cold > 0.05 || hot < 0.9)
+    /* Readahead and a busy machine leave some pages behind (up to 0.13 seen);
+     * without the DONTNEED the whole file stays (1.00). */
+    if (cold > 0.5 || hot < 0.9)
         fail_msg("resident after a pass over a cold file %.2f, over a hot one %.2f", cold, hot);
     cairn_scrub_destroy(s);
     free(buf);
