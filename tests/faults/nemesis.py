@@ -18,9 +18,9 @@ Faults:
                    full; space is freed half-way through; at heal the node
                    goes back to its own directory
 
-Damage budget. Repair does not exist yet, so permanent damage must never
-take an object below k intact fragments, or a "lost write" would be our
-doing. Permanent damage to nodes (wipe, enospc) always hits the scenario's
+Damage budget. Repair runs only after quiescence (run.py), so permanent
+damage during a scenario must never take an object below k intact
+fragments, or a "lost write" would be our doing. Permanent damage to nodes (wipe, enospc) always hits the scenario's
 one victim node; corruption only touches objects that have all k+m
 fragments on disk, intact, and were not damaged before — at most one
 corrupted fragment per object. Worst case per object: one fragment missing

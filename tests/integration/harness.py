@@ -661,6 +661,21 @@ class Cluster:
         return st, d, h
 
 
+def conf_value(c, section, key, default=None):
+    """The value of key in [section] of the cluster's cluster.conf, or default."""
+    sec = None
+    with open(os.path.join(c.dir, "cluster.conf")) as f:
+        for line in f:
+            line = line.split(";", 1)[0].strip()
+            if line.startswith("["):
+                sec = line.strip("[]").strip()
+            elif "=" in line and sec == section:
+                k, v = line.split("=", 1)
+                if k.strip() == key:
+                    return v.strip()
+    return default
+
+
 def set_config(c, values, procs=None):
     """Set keys of the cluster's cluster.conf, {section: {key: value}}, and
     restart the processes that must read them (tools/cairn-cluster writes a

@@ -22,7 +22,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "faults"))
 
 import wire  # noqa: E402  (tests/faults/wire.py)
-from harness import KiB, MiB, Suite, check, eq, flip_bytes, set_config, sha256  # noqa: E402
+from harness import KiB, MiB, Suite, check, conf_value, eq, flip_bytes, set_config, sha256  # noqa: E402
 
 suite = Suite("scrub")
 BUCKET = "scrubbed"
@@ -33,19 +33,6 @@ FOUND_WITHIN = 30          # seconds: a pass over a few MiB at 200 MB/s, plus th
 OBJECTS = {}               # key -> bytes
 DAMAGED = {}               # what -> (Frag, reason)
 STATE = {}
-
-
-def conf_value(c, section, key):
-    sec = None
-    for line in open(os.path.join(c.dir, "cluster.conf")):
-        line = line.split(";", 1)[0].strip()
-        if line.startswith("["):
-            sec = line.strip("[]").strip()
-        elif "=" in line and sec == section:
-            k, v = line.split("=", 1)
-            if k.strip() == key:
-                return v.strip()
-    return None
 
 
 def frames(c):

@@ -45,7 +45,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "faults"))
 
 import s3  # noqa: E402  (tests/faults/s3.py)
 import wire  # noqa: E402  (tests/faults/wire.py)
-from harness import Suite, check, eq, sha256, short, xml_error_code  # noqa: E402
+from harness import Suite, check, conf_value, eq, sha256, short, xml_error_code  # noqa: E402
 
 suite = Suite("security")
 BUCKET = "secure"
@@ -55,19 +55,6 @@ FRAG_OF = {}      # key -> (oid hex, [node ids]) from the metadata record
 STATE = {}
 
 EAUTH = wire.EAUTH
-
-
-def conf_value(c, section, key):
-    sec = None
-    for line in open(os.path.join(c.dir, "cluster.conf")):
-        line = line.split(";", 1)[0].strip()
-        if line.startswith("["):
-            sec = line.strip("[]").strip()
-        elif "=" in line and sec == section:
-            k, v = line.split("=", 1)
-            if k.strip() == key:
-                return v.strip()
-    return None
 
 
 def node_addrs(c):

@@ -34,25 +34,12 @@ import time
 
 os.environ["CAIRN_TLS"] = "1"  # read by tools/cairn-cluster when the harness starts the cluster
 
-from harness import CURL, MiB, Suite, bin_dir, check, eq, expect_error, key_path, sha256, short  # noqa: E402
+from harness import CURL, MiB, Suite, bin_dir, check, conf_value, eq, expect_error, key_path, sha256, short  # noqa: E402
 
 suite = Suite("tls")
 BUCKET = "tls"
 S3ARGS = None
 DEBIAN_PY = "/usr/bin/python3"
-
-
-def conf_value(c, section, key):
-    sec = None
-    for line in open(os.path.join(c.dir, "cluster.conf")):
-        line = line.split(";", 1)[0].strip()
-        if line.startswith("["):
-            sec = line.strip("[]").strip()
-        elif "=" in line and sec == section:
-            k, v = line.split("=", 1)
-            if k.strip() == key:
-                return v.strip()
-    return None
 
 
 def hostport(c):

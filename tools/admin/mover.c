@@ -561,10 +561,7 @@ void inventory_add(inventory_t *inv, const uint8_t oid[16], unsigned index, uint
 {
     if (inv->n == inv->cap) {
         inv->cap = inv->cap ? inv->cap * 2 : 4096;
-        inv_ent_t *v = realloc(inv->v, inv->cap * sizeof *v);
-        if (v == NULL)
-            abort();
-        inv->v = v;
+        inv->v = cairn_realloc(inv->v, inv->cap * sizeof *inv->v);
     }
     inv_ent_t *e = &inv->v[inv->n++];
     memcpy(e->oid, oid, 16);

@@ -122,9 +122,7 @@ static void flow_add(plan_t *p, uint32_t from, uint32_t to, uint64_t bytes)
     if (i == p->nflows) {
         if (p->nflows == p->capflows) {
             p->capflows = p->capflows ? p->capflows * 2 : 64;
-            p->flows = realloc(p->flows, p->capflows * sizeof *p->flows);
-            if (p->flows == NULL)
-                abort();
+            p->flows = cairn_realloc(p->flows, p->capflows * sizeof *p->flows);
         }
         p->flows[p->nflows++] = (flow_t){from, to, 0, 0};
     }
@@ -132,15 +130,14 @@ static void flow_add(plan_t *p, uint32_t from, uint32_t to, uint64_t bytes)
     p->flows[i].bytes += bytes;
 }
 
-static mv_job_t *job_new(plan_t *p)
+/* A new job at the end of a growing array (rebalance's page, repair's list). */
+static mv_job_t *job_new(mv_job_t **jobs, size_t *n, size_t *cap)
 {
-    if (p->njobs == p->capjobs) {
-        p->capjobs = p->capjobs ? p->capjobs * 2 : 256;
-        p->jobs = realloc(p->jobs, p->capjobs * sizeof *p->jobs);
-        if (p->jobs == NULL)
-            abort();
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 256;
+        *jobs = cairn_realloc(*jobs, *cap * sizeof **jobs);
     }
-    return &p->jobs[p->njobs++];
+    return &(*jobs)[(*n)++];
 }
 
 /* The moves one fragment set needs under the map. */
@@ -156,7 +153,7 @@ static int plan_set(void *arg, const admin_fragset_t *fs)
     }
     if (cairn_map_plan_moves(fs->nodes, want, nf, to) == 0)
         return 0;
-    mv_job_t tmp, *j = p->collect ? job_new(p) : &tmp;
+    mv_job_t tmp, *j = p->collect ? job_new(&p->jobs, &p->njobs, &p->capjobs) : &tmp;
     mv_job_from(j, fs, CAIRN_SCAN_OBJECTS);
     uint64_t fbytes = mv_frag_bytes(j);
     p->sets_moving++;
@@ -649,13 +646,7 @@ static int repair_set(void *arg, const admin_fragset_t *fs)
             if (relocate & (1u << i))
                 to[i] = moved[i];
     }
-    if (s->njobs == s->capjobs) {
-        s->capjobs = s->capjobs ? s->capjobs * 2 : 256;
-        s->jobs = realloc(s->jobs, s->capjobs * sizeof *s->jobs);
-        if (s->jobs == NULL)
-            abort();
-    }
-    mv_job_t *j = &s->jobs[s->njobs++];
+    mv_job_t *j = job_new(&s->jobs, &s->njobs, &s->capjobs);
     mv_job_from(j, fs, s->table);
     memcpy(j->to, to, sizeof(uint32_t) * (size_t)nf);
     j->fix = j->bad = bad;
