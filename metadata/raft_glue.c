@@ -480,6 +480,17 @@ static void on_barrier(struct raft_barrier *req, int status)
     l->reads_inflight = NULL;
     l->barrier_busy = 0;
     finish_list(l, done, from_raft(status));
+    if (status != 0) {
+        /* Leadership lost (or shutdown). libraft fails its requests while
+         * it tears the leader state down: raft_state() still says leader
+         * but the replication progress is gone, so no request may start
+         * from here. The waiting reads fail as well; their clients retry
+         * at the new leader. */
+        job_t *w = l->reads_waiting;
+        l->reads_waiting = NULL;
+        finish_list(l, w, CAIRN_ENOTLEADER);
+        return;
+    }
     kick_barrier(l);
 }
 
@@ -736,14 +747,18 @@ static void close_raft(meta_log_t *l)
     raft_close(&l->raft, on_raft_closed);
 }
 
-static void on_stop_transfer(struct raft_transfer *req)
-{
-    close_raft(req->data);
-}
-
 static void on_stop_timer(uv_timer_t *t)
 {
     close_raft(t->data);
+}
+
+/* libraft calls this while it converts to follower: closing from inside
+ * that would tear the state down under its feet, so close from the timer,
+ * in the loop's next turn. */
+static void on_stop_transfer(struct raft_transfer *req)
+{
+    meta_log_t *l = req->data;
+    uv_timer_start(&l->stop_timer, on_stop_timer, 0, 0);
 }
 
 /* Leaving: a leader first hands over (so clients wait for a transfer, not
