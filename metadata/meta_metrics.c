@@ -79,6 +79,12 @@ static void on_scrape(void *arg)
                 n[st->members[i].kind]++;
         for (int k = 0; k < 3; k++)
             cairn_gauge_set(mm->members[k], n[k]);
+        uint64_t reads[2] = {st->lease_reads, st->barrier_reads};
+        for (int k = 0; k < 2; k++) {
+            if (reads[k] > mm->reads_seen[k])
+                cairn_counter_add(mm->reads[k], reads[k] - mm->reads_seen[k]);
+            mm->reads_seen[k] = reads[k];
+        }
     }
     free(st);
     scrape_jobs(mm);
@@ -128,6 +134,13 @@ int meta_metrics_start(meta_metrics_t *mm, const char *admin_addr, uint64_t id, 
         cairn_metrics_labels(buf, sizeof buf, "kind", member_kinds[k], NULL);
         mm->members[k] = cairn_metrics_gauge(mm->registry, "cairn_meta_raft_members",
                                              "Replicas in the Raft configuration, by kind.", buf);
+    }
+    static const char *const read_paths[] = {"lease", "barrier"};
+    for (int k = 0; k < 2; k++) {
+        cairn_metrics_labels(buf, sizeof buf, "path", read_paths[k], NULL);
+        mm->reads[k] = cairn_metrics_counter(mm->registry, "cairn_meta_reads_total",
+                                             "Linearizable reads on this replica: at once under the leader's lease, "
+                                             "or after a barrier entry committed.", buf);
     }
     for (int j = 0; j < 2; j++) {
         cairn_metrics_labels(buf, sizeof buf, "job", job_names[j], NULL);

@@ -45,6 +45,8 @@ typedef struct {
     cairn_gauge_t *role[4];    /* by CAIRN_META_ROLE_* */
     cairn_gauge_t *term, *commit, *applied, *last_index, *snapshot_index, *leader_id;
     cairn_gauge_t *members[3]; /* by CAIRN_META_MEMBER_* */
+    cairn_counter_t *reads[2]; /* served under the lease, after a barrier */
+    uint64_t reads_seen[2];    /* the totals at the last scrape */
     meta_fsm_t *fsm;
     struct {
         cairn_gauge_t *running, *planned_frags, *done_frags, *planned_bytes, *done_bytes, *failed;

@@ -16,6 +16,21 @@
  *   0  u32 magic "CMD1"       8  command id[16] (zero when flags bit 0 is clear)
  *   4  u32 flags (bit 0: id)  24 i64 leader's wall clock, ms
  *   32 the fsm.h command, already padded to a multiple of 8
+ *
+ * Reads (meta_log_barrier) are linearizable. The leader serves them at
+ * once while it holds a lease, else after a barrier entry commits. The
+ * lease: once an entry appended at time t in this term has committed, a
+ * majority heard from this leader after t, and each of them refuses to vote
+ * for anyone else (libraft: "local server has a leader") until its own
+ * election timer, at least election_timeout_ms, runs out. So until
+ * t + election_timeout_ms / 2 (half as margin for clock rates) no other
+ * leader can have been elected and committed anything. A leadership
+ * transfer lets the target disrupt the leader at once, so the lease ends
+ * when one starts, and during membership changes. Reads check the lease on
+ * the loop thread, where libraft's state is whole: a vote this leader
+ * grants (stepping down) happens there too. A reader thread stalled between
+ * that check and its LMDB read (a paused process) may still return what
+ * was current at the check, as with every lease.
  */
 #include "raft_glue.h"
 
@@ -68,6 +83,7 @@ struct job_s {
     uint64_t id;
     char addr[128], raft_addr[128];
     int step; /* J_ADD: 0 record addresses, 1 raft_add, 2 raft_assign */
+    int64_t start_ms; /* J_APPLY: when raft_apply took it (monotonic) */
     /* J_STATUS */
     cairn_meta_status_t st;
     union {
@@ -110,6 +126,12 @@ struct meta_log_s {
     job_t *reads_inflight;     /* covered by `barrier` */
     int barrier_busy;
     struct raft_barrier barrier;
+    int64_t barrier_start_ms;  /* when `barrier` was appended (monotonic) */
+    int64_t lease_ms;          /* 0: every read waits for a barrier */
+    int64_t lease_until_ms;    /* reads need no barrier before this (monotonic) ... */
+    uint64_t lease_term;       /* ... while still leader of this term */
+    int lease_renew;           /* a barrier with no reads waiting, to extend the lease */
+    uint64_t lease_reads, barrier_reads;
     job_t *change;             /* the membership change in progress */
     struct raft_transfer stop_transfer;
     uint64_t published_leader;
@@ -128,6 +150,13 @@ static int64_t wall_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
@@ -433,6 +462,28 @@ static int fsm_restore(struct raft_fsm *rfsm, struct raft_buffer *buf)
 
 /* ---- the loop: jobs ---- */
 
+/* An entry appended at start_ms in this term has committed (file comment). */
+static void lease_extend(meta_log_t *l, int64_t start_ms)
+{
+    if (l->lease_ms == 0)
+        return;
+    int64_t until = start_ms + l->lease_ms;
+    if (l->lease_term != l->raft.current_term || until > l->lease_until_ms) {
+        l->lease_term = l->raft.current_term;
+        l->lease_until_ms = until;
+    }
+}
+
+static void lease_end(meta_log_t *l) { l->lease_until_ms = 0; }
+
+static int lease_valid(meta_log_t *l, int64_t now)
+{
+    struct raft *r = &l->raft;
+    return l->lease_ms != 0 && now < l->lease_until_ms && raft_state(r) == RAFT_LEADER &&
+           l->lease_term == r->current_term && r->transfer == NULL && l->change == NULL &&
+           raft_last_applied(r) >= r->commit_index;
+}
+
 static void on_apply(struct raft_apply *req, int status, void *result)
 {
     job_t *j = req->data;
@@ -446,6 +497,7 @@ static void on_apply(struct raft_apply *req, int status, void *result)
             cairn_buf_reset(&j->result);
             cairn_buf_append(&j->result, res->base, res->len);
         }
+        lease_extend(j->log, j->start_ms);
     }
     job_finish(j->log, j, rc);
 }
@@ -453,6 +505,7 @@ static void on_apply(struct raft_apply *req, int status, void *result)
 static void start_apply(meta_log_t *l, job_t *j)
 {
     j->rq.apply.data = j;
+    j->start_ms = mono_ms();
     int rv = raft_apply(&l->raft, &j->rq.apply, &j->entry, 1, on_apply);
     if (rv != 0) {
         job_finish(l, j, from_raft(rv));
@@ -480,6 +533,8 @@ static void on_barrier(struct raft_barrier *req, int status)
     l->reads_inflight = NULL;
     l->barrier_busy = 0;
     finish_list(l, done, from_raft(status));
+    if (status == 0)
+        lease_extend(l, l->barrier_start_ms);
     if (status != 0) {
         /* Leadership lost (or shutdown). libraft fails its requests while
          * it tears the leader state down: raft_state() still says leader
@@ -495,11 +550,13 @@ static void on_barrier(struct raft_barrier *req, int status)
 }
 
 /* Cover every waiting read with one barrier, unless one is in flight: the
- * reads that arrived after it was appended wait for the next. */
+ * reads that arrived after it was appended wait for the next. With no read
+ * waiting, a barrier still goes out when the lease asks for renewal. */
 static void kick_barrier(meta_log_t *l)
 {
-    if (l->barrier_busy || l->reads_waiting == NULL || l->closing)
+    if (l->barrier_busy || (l->reads_waiting == NULL && !l->lease_renew) || l->closing)
         return;
+    l->lease_renew = 0;
     if (raft_state(&l->raft) != RAFT_LEADER) {
         job_t *w = l->reads_waiting;
         l->reads_waiting = NULL;
@@ -509,6 +566,7 @@ static void kick_barrier(meta_log_t *l)
     l->reads_inflight = l->reads_waiting;
     l->reads_waiting = NULL;
     l->barrier.data = l;
+    l->barrier_start_ms = mono_ms();
     int rv = raft_barrier(&l->raft, &l->barrier, on_barrier);
     if (rv != 0) {
         job_t *w = l->reads_inflight;
@@ -529,6 +587,8 @@ static void fill_status(meta_log_t *l, cairn_meta_status_t *st)
     st->commit = r->commit_index;
     st->applied = raft_last_applied(r);
     st->last_index = raft_last_index(r);
+    st->lease_reads = l->lease_reads;
+    st->barrier_reads = l->barrier_reads;
     st->fsm_applied = meta_fsm_applied(l->fsm);
     st->snapshot_index = r->log.snapshot.last_index;
     raft_id lid = 0;
@@ -645,7 +705,17 @@ static void run_job(meta_log_t *l, job_t *j)
         else
             start_apply(l, j);
         return;
-    case J_BARRIER:
+    case J_BARRIER: {
+        int64_t now = mono_ms();
+        if (lease_valid(l, now)) {
+            l->lease_reads++;
+            if (l->lease_until_ms - now < l->lease_ms / 2)
+                l->lease_renew = 1; /* kicked once the queue is drained */
+            job_finish(l, j, 0);
+            return;
+        }
+        }
+        l->barrier_reads++;
         j->next = l->reads_waiting;
         l->reads_waiting = j;
         return; /* kicked once the queue is drained */
@@ -677,10 +747,12 @@ static void run_job(meta_log_t *l, job_t *j)
                 return;
             }
             l->change = j;
+            lease_end(l);
             change_step(l, j);
             return;
         }
         l->change = j;
+        lease_end(l);
         {
             cairn_buf_t cmd;
             cairn_buf_init(&cmd);
@@ -706,6 +778,7 @@ static void run_job(meta_log_t *l, job_t *j)
             return;
         }
         j->rq.transfer.data = j;
+        lease_end(l);
         {
             int rv = raft_transfer(&l->raft, &j->rq.transfer, j->id, on_transfer);
             if (rv != 0)
@@ -770,6 +843,7 @@ static void begin_stop(meta_log_t *l)
     uv_timer_start(&l->stop_timer, on_stop_timer, TRANSFER_WAIT_MS, 0);
     if (raft_state(&l->raft) == RAFT_LEADER && l->raft.configuration.n > 1) {
         l->stop_transfer.data = l;
+        lease_end(l);
         if (raft_transfer(&l->raft, &l->stop_transfer, 0, on_stop_transfer) == 0) {
             cairn_log(CAIRN_LOG_INFO, 0, "raft: handing leadership over before stopping");
             return;
@@ -896,6 +970,7 @@ int meta_log_create(meta_fsm_t *fsm, const meta_log_opts_t *o, meta_log_t **out)
     l->raft.data = l;
     raft_set_election_timeout(&l->raft, (unsigned)o->cfg->meta_election_ms);
     raft_set_heartbeat_timeout(&l->raft, (unsigned)o->cfg->meta_heartbeat_ms);
+    l->lease_ms = o->cfg->meta_lease_reads ? o->cfg->meta_election_ms / 2 : 0;
     raft_set_snapshot_threshold(&l->raft, (unsigned)o->cfg->meta_snapshot_threshold);
     raft_set_snapshot_trailing(&l->raft, (unsigned)o->cfg->meta_snapshot_trailing);
     raft_set_pre_vote(&l->raft, true); /* a replica back from a partition does not depose the leader */

@@ -172,6 +172,9 @@ static const opt_t opts[] = {
      .help = "Raft election timeout (randomised between 1x and 2x), milliseconds"},
     {S_META, "heartbeat_ms", T_INT, "100", CF(meta_heartbeat_ms), .min = 10, .max = 10000,
      .help = "Raft heartbeat interval, milliseconds (below election_timeout_ms)"},
+    {S_META, "lease_reads", T_BOOL, "true", CF(meta_lease_reads),
+     .help = "the leader answers reads at once while a write or barrier it appended less than half an "
+             "election timeout ago has committed; false: every read waits for a barrier entry"},
     /* A snapshot copies the whole database (1 M objects: ~400 MB, 1.5-5 s):
      * take one per 64 Ki entries (~20 MB of log), not per libraft's 1 Ki. */
     {S_META, "snapshot_threshold", T_INT, "65536", CF(meta_snapshot_threshold), .min = 4, .max = INT_MAX,

@@ -334,6 +334,38 @@ def minority_refuses_writes(c):
     check_objects(c, "after the partition healed")
 
 
+def lease_reads(c):
+    """cairn_meta_reads_total{path="lease"} summed over the replicas."""
+    total = 0
+    for url in c.env["CAIRN_METRICS_URLS"].split():
+        r = subprocess.run([CURL, "-sS", "--max-time", "5", url], capture_output=True, timeout=30)
+        for line in r.stdout.decode().splitlines():
+            if line.startswith('cairn_meta_reads_total{path="lease"}'):
+                total += int(float(line.split()[-1]))
+    return total
+
+
+@suite.case
+def reads_follow_transfers(c):
+    """The leader answers reads under a lease; a handover ends it, so a GET
+    right after a PUT at the new leader sees that PUT, round after round."""
+    before = lease_reads(c)
+    for rnd in range(6):
+        lid = wait_leader(c)
+        target = [i for i in (1, 2, 3) if i != lid][rnd % 2]
+        admin_ok(c, "meta", "transfer", target)
+        for i in range(3):
+            data = os.urandom(1000)
+            st, _, _ = put(c, "lease/k", data, "lease-%d-%d" % (rnd, i))
+            eq(st, 200, "PUT lease/k in round %d" % rnd)
+            OBJECTS["lease/k"] = data
+            gst, got, _ = c.get_sha(BUCKET, "lease/k")
+            eq((gst, got), (200, sha256(data)), "GET lease/k right after its PUT, round %d (leader was %d)" % (rnd, lid))
+    after = lease_reads(c)
+    print("# reads under the leader's lease during 6 handovers: %d" % (after - before), flush=True)
+    check(after > before, "no read was served under a lease (counter %d -> %d)" % (before, after))
+
+
 def send_garbage(port, payload, wait=5):
     """Connect, send payload, half-close, and wait (at most wait seconds) for
     the server to answer or hang up. True when the server closed the

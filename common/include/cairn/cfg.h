@@ -103,6 +103,7 @@ typedef struct {
     /* [meta] */
     int meta_election_ms;        /* Raft election timeout, > heartbeat */
     int meta_heartbeat_ms;
+    int meta_lease_reads;        /* the leader serves reads under a lease (raft_glue.c) */
     int meta_snapshot_threshold; /* entries between snapshots */
     int meta_snapshot_trailing;  /* entries kept behind a snapshot */
     /* [meta.<id>], in file order */

@@ -270,6 +270,8 @@ typedef struct {
     uint64_t snapshot_index;  /* last snapshot taken or installed here */
     uint64_t leader_id;       /* 0: none known */
     char leader_addr[128];
+    uint64_t lease_reads;     /* reads served under the leader's lease (this process; not encoded) */
+    uint64_t barrier_reads;   /* reads that waited for a barrier entry (this process; not encoded) */
     size_t nmembers;
     struct {
         uint64_t id;
