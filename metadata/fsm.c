@@ -444,6 +444,16 @@ void meta_cmd_obj_put(cairn_buf_t *cmd, const char *bucket, size_t bucket_len, c
     cmd_pad(cmd);
 }
 
+void meta_cmd_obj_put_many(cairn_buf_t *cmd, const char *bucket, size_t bucket_len, uint32_t n, const uint8_t *items,
+                           size_t items_len)
+{
+    cairn_buf_put_u8(cmd, META_CMD_OBJ_PUT_MANY);
+    cairn_buf_put_bytes(cmd, bucket, bucket_len);
+    cairn_buf_put_u32(cmd, n);
+    cairn_buf_append(cmd, items, items_len);
+    cmd_pad(cmd);
+}
+
 void meta_cmd_obj_delete(cairn_buf_t *cmd, const char *bucket, size_t bucket_len, const uint8_t *key,
                          size_t key_len)
 {
@@ -651,6 +661,38 @@ static int cmd_obj_put(meta_fsm_t *f, MDB_txn *txn, cairn_dec_t *d, size_t len, 
     return meta__obj_put(f, txn, b, bl, key, kl, rec, rl, res, status);
 }
 
+/* Every item as OBJ_PUT, in the command's one transaction: the first that
+ * fails fails the command, and the caller's child transaction undoes the
+ * others. */
+static int cmd_obj_put_many(meta_fsm_t *f, MDB_txn *txn, cairn_dec_t *d, size_t len, cairn_buf_t *res, int *status)
+{
+    const uint8_t *b;
+    size_t bl;
+    cairn_dec_bytes(d, &b, &bl);
+    uint32_t n = cairn_dec_u32(d);
+    if (d->err || n == 0 || n > CAIRN_META_PUT_MANY_MAX) {
+        *status = d->err ? CAIRN_EPROTO : CAIRN_EINVAL;
+        return 0;
+    }
+    cairn_buf_put_u32(res, n);
+    for (uint32_t i = 0; i < n; i++) {
+        const uint8_t *key, *rec;
+        size_t kl, rl;
+        cairn_dec_bytes(d, &key, &kl);
+        cairn_dec_bytes(d, &rec, &rl);
+        if (d->err) {
+            *status = CAIRN_EPROTO;
+            return 0;
+        }
+        int rc = meta__obj_put(f, txn, b, bl, key, kl, rec, rl, res, status);
+        if (rc || *status)
+            return rc;
+    }
+    if (!cmd_done(d, len))
+        *status = CAIRN_EPROTO;
+    return 0;
+}
+
 int meta__obj_put(meta_fsm_t *f, MDB_txn *txn, const uint8_t *b, size_t bl, const uint8_t *key, size_t kl,
                   const uint8_t *rec, size_t rl, cairn_buf_t *res, int *status)
 {
@@ -806,6 +848,8 @@ static int run_cmd(meta_fsm_t *f, MDB_txn *txn, const uint8_t *cmd, size_t len, 
         return cmd_obj_put(f, txn, &d, len, res, status);
     case META_CMD_OBJ_DELETE:
         return cmd_obj_delete(f, txn, &d, len, res, status);
+    case META_CMD_OBJ_PUT_MANY:
+        return cmd_obj_put_many(f, txn, &d, len, res, status);
     case META_CMD_GC_DONE:
         return cmd_gc_done(f, txn, &d, len, res, status);
     case META_CMD_REPLICA_PUT:

@@ -115,6 +115,7 @@ int meta_fsm_result(const cairn_buf_t *result, const uint8_t **payload, size_t *
  * Strings are (pointer, length) views. Payloads of the results:
  *   USER_PUT, BUCKET_CREATE, BUCKET_DELETE, GC_DONE: empty
  *   OBJ_PUT, OBJ_DELETE: u8 had_old, [bytes old record]
+ *   OBJ_PUT_MANY: u32 n, n x (u8 had_old, [bytes old record])
  */
 enum {
     META_CMD_USER_PUT = 1,      /* str access_key, str secret, str owner, str display_name */
@@ -123,6 +124,7 @@ enum {
     META_CMD_OBJ_PUT = 4,       /* str bucket, bytes key, bytes record */
     META_CMD_OBJ_DELETE = 5,    /* str bucket, bytes key */
     META_CMD_GC_DONE = 6,       /* oid[16] */
+    META_CMD_OBJ_PUT_MANY = 7,  /* str bucket, u32 n, n x (bytes key, bytes record): all or none */
     META_CMD_REPLICA_PUT = 100, /* u64 id, str addr, str raft_addr; result payload empty */
 };
 
@@ -134,6 +136,9 @@ void meta_cmd_bucket_delete(cairn_buf_t *cmd, const char *bucket, size_t bucket_
                             size_t owner_len);
 void meta_cmd_obj_put(cairn_buf_t *cmd, const char *bucket, size_t bucket_len, const uint8_t *key, size_t key_len,
                       const uint8_t *rec, size_t rec_len);
+/* items: n x (bytes key, bytes record), already encoded (the request's own bytes) */
+void meta_cmd_obj_put_many(cairn_buf_t *cmd, const char *bucket, size_t bucket_len, uint32_t n, const uint8_t *items,
+                           size_t items_len);
 void meta_cmd_obj_delete(cairn_buf_t *cmd, const char *bucket, size_t bucket_len, const uint8_t *key,
                          size_t key_len);
 void meta_cmd_gc_done(cairn_buf_t *cmd, const uint8_t oid[16]);

@@ -206,6 +206,22 @@ static int on_obj_put(void *data, cairn_srv_req_t *req, cairn_buf_t *resp)
     return submit(data, req, &cmd, resp);
 }
 
+static int on_obj_put_many(void *data, cairn_srv_req_t *req, cairn_buf_t *resp)
+{
+    cairn_dec_t d;
+    dec_req(&d, req);
+    field_t b = dec_field(&d);
+    uint32_t n = cairn_dec_u32(&d);
+    if (d.err)
+        return CAIRN_EPROTO;
+    if (n == 0 || n > CAIRN_META_PUT_MANY_MAX)
+        return CAIRN_EINVAL;
+    cairn_buf_t cmd;
+    cairn_buf_init(&cmd);
+    meta_cmd_obj_put_many(&cmd, CS(b), n, d.p, cairn_dec_left(&d)); /* the state machine decodes the items */
+    return submit(data, req, &cmd, resp);
+}
+
 static int on_obj_get(void *data, cairn_srv_req_t *req, cairn_buf_t *resp)
 {
     meta_rpc_t *r = data;
@@ -379,6 +395,7 @@ const cairn_srv_route_t meta_rpc_routes[] = {
     {CAIRN_OP_META_BUCKET_HEAD, 0, on_bucket_head},
     {CAIRN_OP_META_BUCKET_LIST, 0, on_bucket_list},
     {CAIRN_OP_META_OBJ_PUT, 0, on_obj_put},
+    {CAIRN_OP_META_OBJ_PUT_MANY, 0, on_obj_put_many},
     {CAIRN_OP_META_OBJ_GET, 0, on_obj_get},
     {CAIRN_OP_META_OBJ_DELETE, 0, on_obj_delete},
     {CAIRN_OP_META_OBJ_LIST, 0, on_obj_list},

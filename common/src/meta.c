@@ -614,6 +614,32 @@ int cairn_meta_obj_put(cairn_meta_client_t *c, uint64_t req_id, const char *buck
     return rc != 0 ? rc : decode_old(scratch, had_old, old);
 }
 
+int cairn_meta_obj_put_many(cairn_meta_client_t *c, uint64_t req_id, const char *bucket, size_t n,
+                            const char *const *keys, const size_t *key_lens, const cairn_obj_rec_t *recs,
+                            cairn_buf_t *scratch)
+{
+    if (n == 0 || n > CAIRN_META_PUT_MANY_MAX)
+        return CAIRN_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (key_lens[i] == 0 || key_lens[i] > CAIRN_MAX_KEY_LEN)
+            return CAIRN_EINVAL;
+    cairn_buf_t req, r;
+    cairn_buf_init(&req);
+    cairn_buf_init(&r);
+    cairn_buf_put_str(&req, bucket);
+    cairn_buf_put_u32(&req, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        cairn_buf_reset(&r);
+        cairn_obj_rec_encode(&recs[i], &r);
+        cairn_buf_put_bytes(&req, keys[i], key_lens[i]);
+        cairn_buf_put_bytes(&req, r.base, r.len);
+    }
+    int rc = call(c, CAIRN_OP_META_OBJ_PUT_MANY, req_id, &req, scratch);
+    cairn_buf_dispose(&req);
+    cairn_buf_dispose(&r);
+    return rc;
+}
+
 int cairn_meta_obj_get(cairn_meta_client_t *c, uint64_t req_id, const char *bucket, const char *key, size_t key_len,
                        cairn_buf_t *scratch, cairn_obj_rec_t *out)
 {

@@ -5,16 +5,12 @@
  * A listing's cost depends on the keys in the bucket, not on their data,
  * and an empty object is stored inline in its metadata record (no
  * fragments). So `load` commits the record the gateway would commit for
- * an empty PUT straight to the metadata tier, one CAIRN_OP_META_OBJ_PUT
- * per key through the ordinary client (cairn_meta_client_t: leader
- * redirects, retries, exactly-once command ids), from many threads so
- * that the Raft leader batches their log appends. It skips only the
- * gateway's share of an S3 PUT (HTTP, SigV4, the bucket lookup); every
+ * an empty PUT straight to the metadata tier, LOAD_BATCH records per
+ * CAIRN_OP_META_OBJ_PUT_MANY (one Raft entry, one LMDB transaction)
+ * through the ordinary client (cairn_meta_client_t: leader redirects,
+ * retries, exactly-once command ids), from several threads. It skips only
+ * the gateway's share of an S3 PUT (HTTP, SigV4, the bucket lookup); every
  * record goes through the Raft log and LMDB like any other.
- *
- * Cost: one Raft commit per key; there is no batch operation in the
- * metadata protocol, so the commit rate of the tier (a few thousand per
- * second on a 2-core machine) bounds the load rate.
  */
 #include <openssl/rand.h>
 #include <pthread.h>
@@ -56,6 +52,9 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Records per CAIRN_OP_META_OBJ_PUT_MANY: one Raft entry each. */
+#define LOAD_BATCH 250
+
 static void *loader_main(void *arg)
 {
     loader_t *l = arg;
@@ -64,37 +63,56 @@ static void *loader_main(void *arg)
     cairn_meta_client_init(&mc, ld->ccfg->meta_addr, ld->key, ld->ccfg->io_timeout_ms);
     cairn_buf_t scratch;
     cairn_buf_init(&scratch);
-    cairn_obj_rec_t rec = {.is_inline = 1, .inline_data = (const uint8_t *)"", .inline_len = 0};
-    snprintf(rec.etag, sizeof rec.etag, "%s", EMPTY_MD5);
-    rec.content_type = "binary/octet-stream"; /* what the gateway stores when the client sends none */
-    rec.content_type_len = strlen(rec.content_type);
+    cairn_obj_rec_t *recs = cairn_calloc(LOAD_BATCH, sizeof *recs);
+    char(*names)[256] = cairn_calloc(LOAD_BATCH, sizeof *names);
+    const char *keys[LOAD_BATCH];
+    size_t lens[LOAD_BATCH];
+    for (int b = 0; b < LOAD_BATCH; b++) {
+        cairn_obj_rec_t *rec = &recs[b];
+        rec->is_inline = 1;
+        rec->inline_data = (const uint8_t *)"";
+        snprintf(rec->etag, sizeof rec->etag, "%s", EMPTY_MD5);
+        rec->content_type = "binary/octet-stream"; /* what the gateway stores when the client sends none */
+        rec->content_type_len = strlen(rec->content_type);
+    }
     for (;;) {
         if (ld->deadline_ns && bench_now_ns() >= ld->deadline_ns)
             break;
-        uint64_t i = atomic_fetch_add(&ld->ticket, 1);
-        if (i >= ld->cfg->objects)
+        uint64_t first = atomic_fetch_add(&ld->ticket, LOAD_BATCH);
+        if (first >= ld->cfg->objects)
             break;
-        char bucket[80], key[256];
-        bench_key_name(ld->cfg, i, bucket, sizeof bucket, key, sizeof key);
-        RAND_bytes(rec.oid, sizeof rec.oid);
-        rec.mtime_ms = wall_ms();
-        int had_old = 0;
-        cairn_obj_rec_t old;
-        int64_t t0 = bench_now_ns();
-        int rc = cairn_meta_obj_put(&mc, 0, bucket, key, strlen(key), &rec, &scratch, &had_old, &old);
-        int64_t lat = bench_now_ns() - t0;
-        if (rc != 0) {
-            if (l->failed++ == 0)
-                l->first_err = rc;
-            continue;
+        uint64_t last = first + LOAD_BATCH < ld->cfg->objects ? first + LOAD_BATCH : ld->cfg->objects;
+        /* one call per bucket: key i lives in bucket i mod nbuckets */
+        for (uint64_t b0 = first; b0 < first + (uint64_t)ld->cfg->nbuckets && b0 < last; b0++) {
+            char bucket[80];
+            size_t n = 0;
+            for (uint64_t i = b0; i < last; i += (uint64_t)ld->cfg->nbuckets, n++) {
+                bench_key_name(ld->cfg, i, bucket, sizeof bucket, names[n], sizeof names[n]);
+                keys[n] = names[n];
+                lens[n] = strlen(names[n]);
+                RAND_bytes(recs[n].oid, sizeof recs[n].oid);
+                recs[n].mtime_ms = wall_ms();
+            }
+            int64_t t0 = bench_now_ns();
+            int rc = cairn_meta_obj_put_many(&mc, 0, bucket, n, keys, lens, recs, &scratch);
+            int64_t lat = bench_now_ns() - t0;
+            if (rc != 0) {
+                if (l->failed == 0)
+                    l->first_err = rc;
+                l->failed += n;
+                continue;
+            }
+            if (l->n + n > l->cap) {
+                l->cap = l->cap ? 2 * l->cap + n : 4096;
+                l->lat_ns = cairn_realloc(l->lat_ns, l->cap * sizeof *l->lat_ns);
+            }
+            for (size_t k = 0; k < n; k++)
+                l->lat_ns[l->n++] = lat; /* each record waited for its batch */
+            l->ok += n;
         }
-        if (l->n == l->cap) {
-            l->cap = l->cap ? 2 * l->cap : 4096;
-            l->lat_ns = cairn_realloc(l->lat_ns, l->cap * sizeof *l->lat_ns);
-        }
-        l->lat_ns[l->n++] = lat;
-        l->ok++;
     }
+    free(recs);
+    free(names);
     cairn_buf_dispose(&scratch);
     cairn_meta_client_dispose(&mc);
     return NULL;

@@ -52,6 +52,8 @@ enum {
     CAIRN_OP_META_OBJ_GET = 121,      /* str bucket, bytes key -> bytes record */
     CAIRN_OP_META_OBJ_DELETE = 122,   /* str bucket, bytes key -> u8 had_old, [bytes old record] */
     CAIRN_OP_META_OBJ_LIST = 123,     /* see cairn_meta_list_req_t -> see cairn_meta_list_t */
+    CAIRN_OP_META_OBJ_PUT_MANY = 124, /* str bucket, u32 n, n x (bytes key, bytes record)
+                                       * -> u32 n, n x (u8 had_old, [bytes old record]); all or none */
     CAIRN_OP_META_GC_DONE = 130,      /* oid[16] -> empty: the fragments of a superseded version are gone */
     CAIRN_OP_META_GC_LIST = 131,      /* oid[16] after (exclusive), u32 max
                                        * -> u32 n, n x (oid[16], bytes record), u8 more */
@@ -208,6 +210,14 @@ int cairn_meta_obj_put(cairn_meta_client_t *c, uint64_t req_id, const char *buck
                        const cairn_obj_rec_t *rec, cairn_buf_t *scratch, int *had_old, cairn_obj_rec_t *old);
 int cairn_meta_obj_get(cairn_meta_client_t *c, uint64_t req_id, const char *bucket, const char *key, size_t key_len,
                        cairn_buf_t *scratch, cairn_obj_rec_t *out);
+/* Commit n versions in one Raft entry: all or none (the first failure is
+ * returned). Versions they replace go to the garbage-collection table, as
+ * a PUT's do when its gateway dies before removing them; `cairn-admin gc`
+ * and the gateways' collector remove their fragments. For bulk loads. */
+#define CAIRN_META_PUT_MANY_MAX 1000
+int cairn_meta_obj_put_many(cairn_meta_client_t *c, uint64_t req_id, const char *bucket, size_t n,
+                            const char *const *keys, const size_t *key_lens, const cairn_obj_rec_t *recs,
+                            cairn_buf_t *scratch);
 /* Delete: CAIRN_ENOTFOUND is not an error for S3 (the gateway answers 204 anyway). */
 int cairn_meta_obj_delete(cairn_meta_client_t *c, uint64_t req_id, const char *bucket, const char *key, size_t key_len,
                           cairn_buf_t *scratch, int *had_old, cairn_obj_rec_t *old);

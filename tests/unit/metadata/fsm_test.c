@@ -400,6 +400,77 @@ static void test_objects_gc(void **state)
     assert_int_equal(obj_put(x, "b", (const uint8_t *)"", 0, 1, NULL), CAIRN_EINVAL);
 }
 
+/* OBJ_PUT_MANY: every item or none, results in order, old versions queued. */
+static int obj_put_many(fx_t *x, const char *b, const char *const *keys, const uint64_t *seeds, uint32_t n)
+{
+    cairn_buf_t items, r;
+    cairn_buf_init(&items);
+    cairn_buf_init(&r);
+    for (uint32_t i = 0; i < n; i++) {
+        make_rec(seeds[i], &r);
+        cairn_buf_put_bytes(&items, keys[i], strlen(keys[i]));
+        cairn_buf_put_bytes(&items, r.base, r.len);
+    }
+    meta_cmd_obj_put_many(&x->cmd, b, strlen(b), n, items.base, items.len);
+    cairn_buf_dispose(&items);
+    cairn_buf_dispose(&r);
+    return run(x);
+}
+
+static void test_obj_put_many(void **state)
+{
+    fx_t *x = *state;
+    uint64_t size;
+    const char *keys[] = {"a", "b", "c"};
+    const uint64_t seeds[] = {1, 2, 3};
+    assert_int_equal(obj_put_many(x, "nob", keys, seeds, 3), CAIRN_EBUCKET);
+    assert_int_equal(bucket_create(x, "bk", "o"), 0);
+    assert_int_equal(obj_put(x, "bk", K("b"), 20, NULL), 0);
+    assert_int_equal(obj_put_many(x, "bk", keys, seeds, 3), 0);
+    size_t n;
+    const uint8_t *p = payload(x, &n);
+    cairn_dec_t d;
+    cairn_dec_init(&d, p, n);
+    assert_int_equal(cairn_dec_u32(&d), 3);
+    assert_int_equal(cairn_dec_u8(&d), 0); /* a: new */
+    assert_int_equal(cairn_dec_u8(&d), 1); /* b: replaced seed 20 */
+    const uint8_t *rp;
+    size_t rl;
+    cairn_obj_rec_t old;
+    cairn_dec_bytes(&d, &rp, &rl);
+    assert_int_equal(cairn_obj_rec_decode(rp, rl, &old), 0);
+    assert_int_equal(old.size, 140);
+    assert_int_equal(cairn_dec_u8(&d), 0); /* c: new */
+    assert_int_equal(d.err, 0);
+    assert_int_equal(cairn_dec_left(&d), 0);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(obj_get(x, "bk", (const uint8_t *)keys[i], 1, &size), 0);
+        assert_int_equal(size, seeds[i] * 7);
+    }
+    assert_int_equal(gc_count(x), 1);
+
+    /* one bad item (an empty key) fails the command, and nothing of it stays */
+    const char *bad[] = {"d", "", "e"};
+    const uint64_t seeds2[] = {4, 5, 6};
+    assert_int_equal(obj_put_many(x, "bk", bad, seeds2, 3), CAIRN_EINVAL);
+    assert_int_equal(obj_get(x, "bk", K("d"), &size), CAIRN_ENOTFOUND);
+    assert_int_equal(obj_get(x, "bk", K("e"), &size), CAIRN_ENOTFOUND);
+    assert_int_equal(obj_put_many(x, "bk", keys, seeds, 0), CAIRN_EINVAL);
+
+    /* a count beyond the items: malformed */
+    cairn_buf_t items, r;
+    cairn_buf_init(&items);
+    cairn_buf_init(&r);
+    make_rec(7, &r);
+    cairn_buf_put_bytes(&items, "f", 1);
+    cairn_buf_put_bytes(&items, r.base, r.len);
+    meta_cmd_obj_put_many(&x->cmd, "bk", 2, 2, items.base, items.len);
+    assert_int_equal(run(x), CAIRN_EPROTO);
+    assert_int_equal(obj_get(x, "bk", K("f"), &size), CAIRN_ENOTFOUND);
+    cairn_buf_dispose(&items);
+    cairn_buf_dispose(&r);
+}
+
 /* ---- log semantics: skipping, command errors, malformed commands ---- */
 
 static void test_replay_and_restart(void **state)
@@ -1265,6 +1336,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_users, setup, teardown),
         cmocka_unit_test_setup_teardown(test_buckets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_objects_gc, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_obj_put_many, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_and_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_command_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_command_ids, setup, teardown),
