@@ -265,7 +265,10 @@ static void on_connection(uv_stream_t *server, int status)
     tr->pending++;
     uv_timer_init(tr->loop, &c->timer);
     c->timer.data = c;
-    if (uv_accept(server, (uv_stream_t *)c->tcp) != 0 ||
+    /* Raft messages are small and each waits for its answer: without
+     * TCP_NODELAY, Nagle's algorithm and delayed ACKs hold them for up to
+     * 40 ms. */
+    if (uv_accept(server, (uv_stream_t *)c->tcp) != 0 || uv_tcp_nodelay(c->tcp, 1) != 0 ||
         uv_read_start((uv_stream_t *)c->tcp, on_incoming_alloc, on_incoming_read) != 0) {
         incoming_drop(c);
         return;
@@ -324,6 +327,10 @@ static void on_connected(uv_connect_t *req, int status)
     if (o->closing)
         return;
     if (status < 0) {
+        outgoing_fail(o, RAFT_NOCONNECTION);
+        return;
+    }
+    if (uv_tcp_nodelay(o->tcp, 1) != 0) {
         outgoing_fail(o, RAFT_NOCONNECTION);
         return;
     }
