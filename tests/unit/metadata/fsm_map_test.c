@@ -9,95 +9,14 @@
  * visits every record of every bucket exactly once from any cursor,
  * including keys longer than META_FSM_SHORT_KEY.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <setjmp.h>
-#include <cmocka.h>
-
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-
 #include "cairn/err.h"
 #include "cairn/meta.h"
 #include "cairn/meta_map.h"
 #include "fsm.h"
 #include "fsm_map.h"
 #include "fsm_mpu.h"
-
-typedef struct {
-    char dir[64];
-    meta_fsm_t *f;
-    uint64_t idx;
-    cairn_buf_t body, cmd, res, out;
-} fx_t;
-
-static int setup_flags(void **state, unsigned flags)
-{
-    fx_t *x = calloc(1, sizeof *x);
-    snprintf(x->dir, sizeof x->dir, "/tmp/cairn-fsm-map-test.XXXXXX");
-    if (mkdtemp(x->dir) == NULL)
-        return -1;
-    cairn_buf_init(&x->body);
-    cairn_buf_init(&x->cmd);
-    cairn_buf_init(&x->res);
-    cairn_buf_init(&x->out);
-    if (meta_fsm_create(x->dir, flags, &x->f) != 0)
-        return -1;
-    *state = x;
-    return 0;
-}
-
-static int setup(void **state) { return setup_flags(state, META_FSM_NOSYNC); }
-static int setup_probe(void **state) { return setup_flags(state, META_FSM_NOSYNC | META_FSM_TEST_HOME); }
-
-static int teardown(void **state)
-{
-    fx_t *x = *state;
-    meta_fsm_destroy(x->f);
-    char p[128];
-    snprintf(p, sizeof p, "%s/data.mdb", x->dir);
-    unlink(p);
-    snprintf(p, sizeof p, "%s/lock.mdb", x->dir);
-    unlink(p);
-    rmdir(x->dir);
-    cairn_buf_dispose(&x->body);
-    cairn_buf_dispose(&x->cmd);
-    cairn_buf_dispose(&x->res);
-    cairn_buf_dispose(&x->out);
-    free(x);
-    return 0;
-}
-
-/* Apply x->cmd; the command's status. */
-static int run(fx_t *x)
-{
-    assert_int_equal(meta_fsm_apply(x->f, ++x->idx, x->cmd.base, x->cmd.len, &x->res), 0);
-    cairn_buf_reset(&x->cmd);
-    const uint8_t *p;
-    size_t n;
-    return meta_fsm_result(&x->res, &p, &n);
-}
-
-/* Wrap x->body as a command of this type (as rpc_map.c does) and run it. */
-static int run_body(fx_t *x, int type)
-{
-    meta_cmd_mpu(&x->cmd, type, x->body.base, x->body.len);
-    cairn_buf_reset(&x->body);
-    return run(x);
-}
-
-static cairn_dec_t result_dec(fx_t *x)
-{
-    cairn_dec_t d;
-    const uint8_t *p;
-    size_t n;
-    meta_fsm_result(&x->res, &p, &n);
-    cairn_dec_init(&d, p, n);
-    return d;
-}
+#define FX_TMPDIR "/tmp/cairn-fsm-map-test.XXXXXX"
+#include "fsm_fixture.h"
 
 /* ---- the map ---- */
 
@@ -416,12 +335,6 @@ static void test_node_set_remove(void **state)
 
 /* ---- objects ---- */
 
-static void bucket(fx_t *x, const char *b)
-{
-    meta_cmd_bucket_create(&x->cmd, b, strlen(b), "owner", 5, 1700000000000);
-    assert_int_equal(run(x), 0);
-}
-
 static void mkoid(uint8_t oid[16], int seed)
 {
     for (int i = 0; i < 16; i++)
@@ -537,8 +450,6 @@ static size_t gc_count(fx_t *x)
     cairn_dec_init(&d, x->out.base, x->out.len);
     return cairn_dec_u32(&d);
 }
-
-#define K(s) (const uint8_t *)(s), strlen(s)
 
 /* The record bytes of (b, k), to compare before and after a refused relocation. */
 static void rec_bytes(fx_t *x, const char *b, const uint8_t *k, size_t kl, cairn_buf_t *out)

@@ -5,100 +5,17 @@
  * conditional Complete and conditional PUT, listings, and a bucket held by an
  * upload.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <setjmp.h>
-#include <cmocka.h>
-
 #include <openssl/evp.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
 
 #include "cairn/err.h"
 #include "cairn/meta.h"
 #include "cairn/meta_mpu.h"
 #include "fsm.h"
 #include "fsm_mpu.h"
+#define FX_TMPDIR "/tmp/cairn-fsm-mpu-test.XXXXXX"
+#include "fsm_fixture.h"
 
 #define MiB (1u << 20)
-
-typedef struct {
-    char dir[64];
-    meta_fsm_t *f;
-    uint64_t idx;
-    cairn_buf_t body, cmd, res, out;
-} fx_t;
-
-static int setup(void **state)
-{
-    fx_t *x = calloc(1, sizeof *x);
-    snprintf(x->dir, sizeof x->dir, "/tmp/cairn-fsm-mpu-test.XXXXXX");
-    if (mkdtemp(x->dir) == NULL)
-        return -1;
-    cairn_buf_init(&x->body);
-    cairn_buf_init(&x->cmd);
-    cairn_buf_init(&x->res);
-    cairn_buf_init(&x->out);
-    if (meta_fsm_create(x->dir, META_FSM_NOSYNC, &x->f) != 0)
-        return -1;
-    *state = x;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx_t *x = *state;
-    meta_fsm_destroy(x->f);
-    char p[128];
-    snprintf(p, sizeof p, "%s/data.mdb", x->dir);
-    unlink(p);
-    snprintf(p, sizeof p, "%s/lock.mdb", x->dir);
-    unlink(p);
-    rmdir(x->dir);
-    cairn_buf_dispose(&x->body);
-    cairn_buf_dispose(&x->cmd);
-    cairn_buf_dispose(&x->res);
-    cairn_buf_dispose(&x->out);
-    free(x);
-    return 0;
-}
-
-/* Apply x->cmd; the command's status. */
-static int run(fx_t *x)
-{
-    assert_int_equal(meta_fsm_apply(x->f, ++x->idx, x->cmd.base, x->cmd.len, &x->res), 0);
-    cairn_buf_reset(&x->cmd);
-    const uint8_t *p;
-    size_t n;
-    return meta_fsm_result(&x->res, &p, &n);
-}
-
-/* Wrap x->body as an MPU command and run it. */
-static int run_mpu(fx_t *x, int type)
-{
-    meta_cmd_mpu(&x->cmd, type, x->body.base, x->body.len);
-    cairn_buf_reset(&x->body);
-    return run(x);
-}
-
-static cairn_dec_t result_dec(fx_t *x)
-{
-    cairn_dec_t d;
-    const uint8_t *p;
-    size_t n;
-    meta_fsm_result(&x->res, &p, &n);
-    cairn_dec_init(&d, p, n);
-    return d;
-}
-
-static void bucket(fx_t *x, const char *b)
-{
-    meta_cmd_bucket_create(&x->cmd, b, strlen(b), "owner", 5, 1700000000000);
-    assert_int_equal(run(x), 0);
-}
 
 static void mkid(uint8_t id[16], int seed)
 {
@@ -122,7 +39,7 @@ static int create(fx_t *x, const char *b, const uint8_t id[16], const char *key,
     cairn_buf_put_bytes(&x->body, rec.base, rec.len);
     cairn_buf_dispose(&rec);
     cairn_buf_dispose(&um);
-    return run_mpu(x, META_CMD_MPU_CREATE);
+    return run_body(x, META_CMD_MPU_CREATE);
 }
 
 /* The etag of part data "seed": md5 hex of the seed string. */
@@ -165,7 +82,7 @@ static int part_put(fx_t *x, const char *b, const uint8_t id[16], uint32_t numbe
     cairn_buf_put_u32(&x->body, number);
     cairn_buf_put_bytes(&x->body, rec.base, rec.len);
     cairn_buf_dispose(&rec);
-    int st = run_mpu(x, META_CMD_MPU_PART_PUT);
+    int st = run_body(x, META_CMD_MPU_PART_PUT);
     if (st == 0) {
         cairn_dec_t d = result_dec(x);
         *had_old = cairn_dec_u8(&d);
@@ -187,7 +104,7 @@ static int complete(fx_t *x, const char *b, const uint8_t id[16], const char *ke
                                   .cond_etag_len = cond_etag ? strlen(cond_etag) : 0, .sel = sel, .nsel = n};
     memset(q.oid, 0xA0 + seeds[0], 16); /* a fresh version id per distinct completion */
     cairn_mpu_complete_req_encode(b, id, &q, &x->body);
-    return run_mpu(x, META_CMD_MPU_COMPLETE);
+    return run_body(x, META_CMD_MPU_COMPLETE);
 }
 
 static size_t gc_count(fx_t *x)
@@ -335,7 +252,7 @@ static void test_upload_complete(void **state)
     }
     uint8_t missing[16] = {9};
     cairn_buf_append(&x->body, missing, 16);
-    assert_int_equal(run_mpu(x, META_CMD_GC_DONE_MANY), 0);
+    assert_int_equal(run_body(x, META_CMD_GC_DONE_MANY), 0);
     assert_int_equal(gc_count(x), 0);
 }
 
@@ -386,13 +303,13 @@ static void test_abort_and_bucket(void **state)
     /* abort returns both parts and moves them to the garbage list */
     cairn_buf_put_str(&x->body, "c");
     cairn_buf_append(&x->body, id, 16);
-    assert_int_equal(run_mpu(x, META_CMD_MPU_ABORT), 0);
+    assert_int_equal(run_body(x, META_CMD_MPU_ABORT), 0);
     d = result_dec(x);
     assert_int_equal(cairn_dec_u32(&d), 2);
     assert_int_equal(gc_count(x), 2);
     cairn_buf_put_str(&x->body, "c");
     cairn_buf_append(&x->body, id, 16);
-    assert_int_equal(run_mpu(x, META_CMD_MPU_ABORT), CAIRN_MPU_ENOUPLOAD);
+    assert_int_equal(run_body(x, META_CMD_MPU_ABORT), CAIRN_MPU_ENOUPLOAD);
     meta_cmd_bucket_delete(&x->cmd, "c", 1, "owner", 5);
     assert_int_equal(run(x), 0);
 }
@@ -486,7 +403,7 @@ static int put_if(fx_t *x, const char *key, int seed, int cond, const char *etag
     cairn_buf_put_u8(&x->body, (uint8_t)cond);
     cairn_buf_put_bytes(&x->body, etag, etag ? strlen(etag) : 0);
     cairn_buf_dispose(&rec);
-    return run_mpu(x, META_CMD_OBJ_PUT_IF);
+    return run_body(x, META_CMD_OBJ_PUT_IF);
 }
 
 static void test_put_if(void **state)

@@ -11,98 +11,12 @@
  * UTF-8, and neighbouring buckets whose keys sort right next to the tested
  * one.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <setjmp.h>
-#include <cmocka.h>
-
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-
 #include "cairn/err.h"
-#include "cairn/meta.h"
-#include "fsm.h"
+#define FX_TMPDIR "/tmp/cairn-fsm-test.XXXXXX"
+#define FX_RUN_CHECKS
+#include "fsm_fixture.h"
 
-/* ---- fixture ---- */
-
-typedef struct {
-    char dir[64];
-    meta_fsm_t *f;
-    unsigned flags;
-    uint64_t idx;
-    cairn_buf_t cmd, res, out;
-} fx_t;
-
-static void fx_open(fx_t *x)
-{
-    assert_int_equal(meta_fsm_create(x->dir, x->flags, &x->f), 0);
-    x->idx = meta_fsm_applied(x->f);
-}
-
-static int setup_flags(void **state, unsigned flags)
-{
-    fx_t *x = calloc(1, sizeof *x);
-    snprintf(x->dir, sizeof x->dir, "/tmp/cairn-fsm-test.XXXXXX");
-    if (mkdtemp(x->dir) == NULL)
-        return -1;
-    x->flags = flags;
-    cairn_buf_init(&x->cmd);
-    cairn_buf_init(&x->res);
-    cairn_buf_init(&x->out);
-    fx_open(x);
-    *state = x;
-    return 0;
-}
-
-static int setup(void **state) { return setup_flags(state, META_FSM_NOSYNC); }
-static int setup_sync(void **state) { return setup_flags(state, 0); }
-static int setup_probe(void **state) { return setup_flags(state, META_FSM_NOSYNC | META_FSM_TEST_HOME); }
-
-static int teardown(void **state)
-{
-    fx_t *x = *state;
-    meta_fsm_destroy(x->f);
-    char p[128];
-    snprintf(p, sizeof p, "%s/data.mdb", x->dir);
-    unlink(p);
-    snprintf(p, sizeof p, "%s/lock.mdb", x->dir);
-    unlink(p);
-    rmdir(x->dir);
-    cairn_buf_dispose(&x->cmd);
-    cairn_buf_dispose(&x->res);
-    cairn_buf_dispose(&x->out);
-    free(x);
-    return 0;
-}
-
-/* Apply x->cmd at the next index; returns the command's status. The payload
- * is left in x->res (after the 4 status bytes). */
-static int run(fx_t *x)
-{
-    assert_int_equal(x->cmd.len % 8, 0);
-    assert_int_equal(meta_fsm_apply(x->f, ++x->idx, x->cmd.base, x->cmd.len, &x->res), 0);
-    assert_int_equal(meta_fsm_applied(x->f), x->idx);
-    cairn_buf_reset(&x->cmd);
-    const uint8_t *p;
-    size_t n;
-    return meta_fsm_result(&x->res, &p, &n);
-}
-
-static const uint8_t *payload(fx_t *x, size_t *n)
-{
-    const uint8_t *p;
-    meta_fsm_result(&x->res, &p, n);
-    return p;
-}
-
-static int bucket_create(fx_t *x, const char *b, const char *owner)
-{
-    meta_cmd_bucket_create(&x->cmd, b, strlen(b), owner, strlen(owner), 1700000000000);
-    return run(x);
-}
+/* ---- commands ---- */
 
 static int bucket_delete(fx_t *x, const char *b, const char *owner)
 {
@@ -235,8 +149,6 @@ static int gc_done(fx_t *x, uint64_t seed)
     meta_cmd_gc_done(&x->cmd, oid);
     return run(x);
 }
-
-#define K(s) (const uint8_t *)(s), strlen(s)
 
 /* ---- users and buckets ---- */
 
