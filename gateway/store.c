@@ -23,6 +23,7 @@
 #include "cairn/err.h"
 #include "cairn/frag.h"
 #include "cairn/log.h"
+#include "cairn/node_client.h"
 #include "gw.h"
 #include "s3_ext.h"
 
@@ -279,7 +280,7 @@ int gw_store_read(gw_worker_t *w, uint64_t req_id, const cairn_obj_rec_t *rec, u
     uint8_t present[CAIRN_MAX_FRAGS] = {0};
     cairn_conn_t *conns[CAIRN_MAX_FRAGS];
     int idx[CAIRN_MAX_FRAGS], order[CAIRN_MAX_FRAGS], norder = 0;
-    uint8_t body[16 + 1 + 8 + 4];
+    uint8_t body[CAIRN_NODE_FRAG_REQ_MAX];
     int have = 0;
 
     /* Ask healthy data fragments first (a healthy GET decodes nothing), then
@@ -297,11 +298,8 @@ int gw_store_read(gw_worker_t *w, uint64_t req_id, const cairn_obj_rec_t *rec, u
         int batch[CAIRN_MAX_FRAGS], nb = 0;
         while (next < norder && have + nb < k) {
             int i = order[next++];
-            memcpy(body, rec->oid, 16);
-            body[16] = (uint8_t)i;
-            cairn_le64_put(body + 17, first);
-            cairn_le32_put(body + 25, n);
-            struct iovec iov = {body, sizeof body};
+            size_t len = cairn_node_frag_req_encode(body, CAIRN_OP_FRAG_GET, rec->oid, (unsigned)i, first, n);
+            struct iovec iov = {body, len};
             int src = conns[i] ? cairn_conn_send(conns[i], CAIRN_OP_FRAG_GET, req_id, &iov, 1) : CAIRN_EUNAVAIL;
             if (src == 0) {
                 batch[nb++] = i;
@@ -380,15 +378,14 @@ int gw_store_delete(gw_worker_t *w, uint64_t req_id, const cairn_obj_rec_t *rec)
     if (rec->nparts > 0) /* a multipart object owns no fragments, its parts do (s3_multipart.c) */
         return gw_store_delete_parts(w, req_id, rec);
     int nf = rec->k + rec->m, failed = 0;
-    uint8_t body[17];
-    memcpy(body, rec->oid, 16);
+    uint8_t body[CAIRN_NODE_FRAG_REQ_MAX];
     cairn_conn_t *sent[CAIRN_MAX_FRAGS] = {0};
     int idx[CAIRN_MAX_FRAGS];
     for (int i = 0; i < nf; i++) {
         idx[i] = node_index(w, rec->nodes[i]);
         cairn_conn_t *c = node_usable(w, idx[i]) ? gw_conn(w, idx[i]) : NULL;
-        body[16] = (uint8_t)i;
-        struct iovec iov = {body, sizeof body};
+        size_t len = cairn_node_frag_req_encode(body, CAIRN_OP_FRAG_DELETE, rec->oid, (unsigned)i, 0, 0);
+        struct iovec iov = {body, len};
         int rc = c ? cairn_conn_send(c, CAIRN_OP_FRAG_DELETE, req_id, &iov, 1) : CAIRN_EUNAVAIL;
         if (rc == 0)
             sent[i] = c;

@@ -1277,6 +1277,21 @@ static int on_scrub_status(void *data, cairn_srv_req_t *req, cairn_buf_t *resp)
     return 0;
 }
 
+/* u32 rate_mb -> empty (node_client.h). */
+static int on_scrub_now(void *data, cairn_srv_req_t *req, cairn_buf_t *resp)
+{
+    cairn_fstore_t *st = data;
+    cairn_dec_t d;
+    cairn_dec_init(&d, req->body, (size_t)req->hdr.body_len);
+    uint32_t rate_mb = cairn_dec_u32(&d);
+    if (d.err || cairn_dec_left(&d) != 0)
+        return CAIRN_EPROTO;
+    cairn_scrub_t *sc = __atomic_load_n(&st->scrub, __ATOMIC_ACQUIRE);
+    if (sc == NULL)
+        return CAIRN_EUNAVAIL;
+    return cairn_scrub_now(sc, (uint64_t)rate_mb * 1000000);
+}
+
 const cairn_srv_route_t cairn_fstore_routes[] = {
     {CAIRN_OP_PING, 0, on_ping},
     {CAIRN_OP_FRAG_PUT, 1, on_put},
@@ -1287,5 +1302,6 @@ const cairn_srv_route_t cairn_fstore_routes[] = {
     {CAIRN_OP_NODE_INFO, 0, on_info},
     {CAIRN_OP_NODE_BAD_LIST, 0, on_bad_list},
     {CAIRN_OP_NODE_SCRUB_STATUS, 0, on_scrub_status},
+    {CAIRN_OP_NODE_SCRUB_NOW, 0, on_scrub_now},
 };
 const size_t cairn_fstore_nroutes = sizeof cairn_fstore_routes / sizeof cairn_fstore_routes[0];

@@ -24,6 +24,18 @@
  * waits out the interval from the last pass's end, instead of starting
  * over. The counters of cairn_node_scrub_status_t restart from 0.
  *
+ * On request (NODE_SCRUB_NOW, cairn_scrub_now) every fragment is verified
+ * again, starting at once instead of after the interval, also when
+ * periodic scrubbing is disabled: a pass starts now, or the pass under way
+ * goes on to its end and the next one starts right after it and serves
+ * the request once it reaches the point where the first one was when the
+ * request came (so at most one pass's worth of reading, never two). Until
+ * every request is served, reads are paced at the requested rate, the
+ * pass under way included; then the pass under way goes on at the
+ * configured rate or, with scrubbing disabled, pauses until the next
+ * request. Requests are not persisted: a restarted node forgets them (the
+ * caller notices, node_client.h).
+ *
  * The same thread removes quarantined copies older than keep_ms (once an
  * hour), also when scrubbing is disabled.
  *
@@ -59,10 +71,17 @@ cairn_scrub_t *cairn_scrub_create(cairn_fstore_t *st, const cairn_scrub_opts_t *
 int cairn_scrub_start(cairn_scrub_t *s);
 
 /* One pass on the calling thread (continuing the pass under way, if any),
- * paced like the thread's. For tests and benchmarks; not while the thread
+ * paced like the thread's (with scrubbing disabled and no request waiting
+ * it pauses at once). For tests and benchmarks; not while the thread
  * runs. 0, or -errno when the store could not be listed (the pass stays
  * under way). */
 int cairn_scrub_pass(cairn_scrub_t *s);
+
+/* Ask for a pass that starts after this call, read at rate_bps (0: the
+ * configured rate) until every request so far is served; wakes the thread.
+ * Callable from any thread. 0, or CAIRN_EINVAL when rate_bps is 0 and
+ * periodic scrubbing is disabled (there is no configured rate). */
+int cairn_scrub_now(cairn_scrub_t *s, uint64_t rate_bps);
 
 /* The counters; callable from any thread. */
 void cairn_scrub_status(cairn_scrub_t *s, cairn_node_scrub_status_t *out);

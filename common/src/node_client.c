@@ -50,6 +50,8 @@ void cairn_node_scrub_status_encode(cairn_buf_t *out, const cairn_node_scrub_sta
     cairn_buf_put_u64(out, s->bad_found);
     cairn_buf_put_u64(out, (uint64_t)s->last_pass_end_ms);
     cairn_buf_put_u64(out, s->pass_progress_fragments);
+    cairn_buf_put_u64(out, s->now_requested);
+    cairn_buf_put_u64(out, s->now_done);
 }
 
 /* The node id is sent as decimal text: 1..10 digits, no sign, fits a u32. */
@@ -117,7 +119,25 @@ int cairn_node_scrub_status_decode(const uint8_t *p, size_t len, cairn_node_scru
     s->bad_found = cairn_dec_u64(&d);
     s->last_pass_end_ms = (int64_t)cairn_dec_u64(&d);
     s->pass_progress_fragments = cairn_dec_u64(&d);
+    s->now_requested = s->now_done = 0;
+    if (len == CAIRN_NODE_SCRUB_STATUS_SIZE) {
+        s->now_requested = cairn_dec_u64(&d);
+        s->now_done = cairn_dec_u64(&d);
+    }
     return d.err || cairn_dec_left(&d) != 0 ? CAIRN_EPROTO : 0;
+}
+
+size_t cairn_node_frag_req_encode(uint8_t out[CAIRN_NODE_FRAG_REQ_MAX], uint16_t op, const uint8_t oid[16],
+                                  unsigned index, uint64_t first_stripe, uint32_t nstripes)
+{
+    CAIRN_ASSERT(op == CAIRN_OP_FRAG_GET || op == CAIRN_OP_FRAG_DELETE || op == CAIRN_OP_FRAG_STAT);
+    memcpy(out, oid, 16);
+    out[16] = (uint8_t)index;
+    if (op != CAIRN_OP_FRAG_GET)
+        return 17;
+    cairn_le64_put(out + 17, first_stripe);
+    cairn_le32_put(out + 25, nstripes);
+    return CAIRN_NODE_FRAG_REQ_MAX;
 }
 
 /* One call; the transport error, else the node's status. */
@@ -164,4 +184,11 @@ int cairn_node_scrub_status(cairn_conn_t *c, cairn_node_scrub_status_t *s)
         rc = cairn_node_scrub_status_decode(resp.base, resp.len, s);
     cairn_buf_dispose(&resp);
     return rc;
+}
+
+int cairn_node_scrub_now(cairn_conn_t *c, uint32_t rate_mb)
+{
+    uint8_t body[4];
+    cairn_le32_put(body, rate_mb);
+    return call(c, CAIRN_OP_NODE_SCRUB_NOW, body, sizeof body, NULL);
 }

@@ -67,6 +67,7 @@ const char *cairn_srv_op_name(uint16_t op)
     case CAIRN_OP_NODE_INFO: return "node_info";
     case CAIRN_OP_NODE_BAD_LIST: return "node_bad_list";
     case CAIRN_OP_NODE_SCRUB_STATUS: return "node_scrub_status";
+    case CAIRN_OP_NODE_SCRUB_NOW: return "node_scrub_now";
     case CAIRN_OP_META_USER_GET: return "user_get";
     case CAIRN_OP_META_USER_PUT: return "user_put";
     case CAIRN_OP_META_BUCKET_CREATE: return "bucket_create";
@@ -74,6 +75,7 @@ const char *cairn_srv_op_name(uint16_t op)
     case CAIRN_OP_META_BUCKET_HEAD: return "bucket_head";
     case CAIRN_OP_META_BUCKET_LIST: return "bucket_list";
     case CAIRN_OP_META_OBJ_PUT: return "obj_put";
+    case CAIRN_OP_META_OBJ_PUT_MANY: return "obj_put_many";
     case CAIRN_OP_META_OBJ_GET: return "obj_get";
     case CAIRN_OP_META_OBJ_DELETE: return "obj_delete";
     case CAIRN_OP_META_OBJ_LIST: return "obj_list";

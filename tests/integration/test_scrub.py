@@ -9,25 +9,37 @@ them; the files leave frags/ for quarantine/; the scrub counters move; the
 objects still read back exactly (parity); the list survives a node restart;
 putting the fragment back (what a repair does) takes it off the list, and
 deleting the object removes the quarantined copies.
+
+First, with the default scrubber (a pass a day, so it finds nothing by
+itself here): `cairn-admin repair --verify` has every node scrub at once,
+and the fragments damaged on disk, which no client has read, are found,
+quarantined and rebuilt in the same run; with --dry-run they are found but
+not rebuilt.
 """
 
 import sys
 sys.dont_write_bytecode = True  # keep the source tree clean
 
+import json
 import os
 import struct
+import subprocess
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "faults"))
 
 import wire  # noqa: E402  (tests/faults/wire.py)
-from harness import KiB, MiB, Suite, check, conf_value, eq, flip_bytes, set_config, sha256  # noqa: E402
+from harness import (KiB, MiB, Suite, TestFailure, bin_dir, check, conf_value, eq, flip_bytes, set_config,  # noqa: E402
+                     sha256, short)
 
 suite = Suite("scrub")
 BUCKET = "scrubbed"
 OP_NODE_BAD_LIST = 16
 OP_NODE_SCRUB_STATUS = 17
+VBUCKET = "verified"
+VOBJECTS = {}              # key -> bytes, of the --verify cases
+VFRAGS = {}                # key -> [Frag] by index
 BAD_BLOCK, BAD_SIZE = 2, 3
 FOUND_WITHIN = 30          # seconds: a pass over a few MiB at 200 MB/s, plus the 1 s interval
 OBJECTS = {}               # key -> bytes
@@ -63,9 +75,49 @@ def bad_list(c, node):
 
 def scrub_status(c, node):
     b = node_call(c, node, OP_NODE_SCRUB_STATUS)
-    eq(len(b), 48, "NODE_SCRUB_STATUS body length of %s" % node)
-    v = struct.unpack("<QQQQqQ", b)
-    return dict(zip(("passes", "fragments", "bytes", "bad", "last_end_ms", "progress"), v))
+    eq(len(b), 64, "NODE_SCRUB_STATUS body length of %s" % node)
+    v = struct.unpack("<QQQQqQQQ", b)
+    return dict(zip(("passes", "fragments", "bytes", "bad", "last_end_ms", "progress", "now_requested", "now_done"),
+                    v))
+
+
+def admin(c, *args, timeout=300):
+    """cairn-admin --json ARGS: (exit status, the JSON answer or None, stdout, stderr)."""
+    cmd = [os.path.join(bin_dir(), "cairn-admin"), "--config", os.path.join(c.dir, "cluster.conf"), "--json"]
+    r = subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    doc = None
+    for line in reversed(r.stdout.strip().splitlines()):
+        if line.startswith("{"):
+            doc = json.loads(line)
+            break
+    if doc is None:
+        raise TestFailure("cairn-admin %s: rc %d, no JSON: %s %s" % (" ".join(args), r.returncode,
+                                                                    short(r.stdout, 1500), short(r.stderr, 1500)))
+    return r.returncode, doc, r.stdout, r.stderr
+
+
+def frag_stat(c, f):
+    """FRAG_STAT of a fragment on its node: the status name ("ok", "ENOTFOUND"...)."""
+    st, _ = wire.call(frames(c), node_addr(c, f.node), wire.OP_FRAG_STAT, bytes.fromhex(f.oid) + bytes([f.index]))
+    return wire.errname(st)
+
+
+def damage(f):
+    """Flip a byte in the middle of the fragment's last block (header untouched)."""
+    off, blen = f.blocks()[-1]
+    flip_bytes(f.path, off + blen // 2)
+    check(wire.frag_check(f.path, f.oid, f.index) is not None, "%r still verifies after the flip" % f)
+
+
+def check_rebuilt(c, f, what):
+    """The fragment is back in frags/, intact, served, off the bad list; its
+    damaged copy sits in quarantine/."""
+    check(os.path.exists(f.path), "%s: %r not rebuilt (no file)" % (what, f))
+    eq(wire.frag_check(f.path, f.oid, f.index), None, "%s: the rebuilt file of %r" % (what, f))
+    eq(frag_stat(c, f), "ok", "%s: FRAG_STAT of %r" % (what, f))
+    check((f.oid, f.index) not in bad_list(c, f.node), "%s: %r still on the bad list" % (what, f))
+    q = [x for x in quarantined(c, f.node) if x.startswith("%s.%d." % (f.oid, f.index))]
+    eq(len(q), 1, "%s: quarantined copies of %r" % (what, f))
 
 
 def wait_for(what, fn, timeout=FOUND_WITHIN):
@@ -81,6 +133,71 @@ def wait_for(what, fn, timeout=FOUND_WITHIN):
 def quarantined(c, node):
     d = os.path.join(c.dir, "data", node, "quarantine")
     return sorted(os.listdir(d)) if os.path.isdir(d) else []
+
+
+@suite.case
+def verify_repairs_unread_damage(c):
+    c.make_bucket(VBUCKET)
+    for i, size in enumerate((3 * MiB + 11, 2 * MiB, MiB + 5, 900 * KiB, 5 * MiB + 1)):
+        key, data = "v%d" % i, os.urandom(size)
+        r, fr = c.put_find_frags(VBUCKET, key, data)
+        c.ok(r, "PUT %s" % key)
+        eq(len(fr), c.k + c.m, "fragment files of %s" % key)
+        VOBJECTS[key] = data
+        VFRAGS[key] = sorted(fr, key=lambda f: f.index)
+    total = sum(os.path.getsize(f.path) for fr in VFRAGS.values() for f in fr)
+    # Data and parity fragments, two of one object (m = 2), some on one node.
+    hit = [VFRAGS["v0"][0], VFRAGS["v1"][2], VFRAGS["v2"][c.k], VFRAGS["v4"][1], VFRAGS["v4"][c.k + 1]]
+    for f in hit:
+        damage(f)
+    for n in c.node_names():
+        eq(bad_list(c, n), {}, "bad list of %s before the verification" % n)
+
+    t0 = time.time()
+    rc, doc, out, err = admin(c, "repair", "--verify", "--rate", "100")
+    took = time.time() - t0
+    eq(rc, 0, "repair --verify exit status (stderr %s)" % short(err, 1500))
+    v = doc.get("verify")
+    check(v is not None, "no verify counts in the --json answer: %s" % doc)
+    nodes = len(c.node_names())
+    eq((v["nodes"], v["verified"], v["skipped"]), (nodes, nodes, 0), "nodes asked, verified, skipped")
+    eq(v["corrupt"], len(hit), "corrupt fragments the verification found")
+    check(v["fragments"] >= len(VFRAGS) * (c.k + c.m) and v["bytes"] >= total,
+          "the verification checked %d fragments, %d bytes; the store holds %d, %d bytes" %
+          (v["fragments"], v["bytes"], len(VFRAGS) * (c.k + c.m), total))
+    check("nodes done" in err and "%d corrupt found" % len(hit) in err, "no verify progress on stderr: %s" % short(err))
+    eq((doc["degraded_sets"], doc["rebuilt_fragments"], doc["failed"], doc["unrecoverable"]), (4, len(hit), 0, 0),
+       "repair after the verification: degraded sets, rebuilt, failed, unrecoverable")
+    for f in hit:
+        check_rebuilt(c, f, "repair --verify")
+    for n in c.node_names():
+        st = scrub_status(c, n)
+        check(st["now_requested"] >= 1 and st["now_done"] >= st["now_requested"],
+              "%s: requested pass not done: %s" % (n, st))
+    print("# repair --verify: %d nodes verified %d fragments (%.1f MiB) in %.2f s at --rate 100, %d corrupt found; "
+          "rebuilt %d; %.2f s in all" % (v["verified"], v["fragments"], v["bytes"] / MiB, v["seconds"], v["corrupt"],
+                                         doc["rebuilt_fragments"], took))
+    for key, data in sorted(VOBJECTS.items()):
+        st, got, _ = c.get_sha(VBUCKET, key)
+        eq((st, got), (200, sha256(data)), "GET %s after repair --verify" % key)
+
+
+@suite.case
+def verify_dry_run_rebuilds_nothing(c):
+    f = VFRAGS["v3"][1]
+    damage(f)
+    rc, doc, _, err = admin(c, "repair", "--verify", "--dry-run")
+    eq(rc, 0, "repair --verify --dry-run exit status (stderr %s)" % short(err, 1500))
+    eq(doc["verify"]["corrupt"], 1, "corrupt fragments found by the dry run")
+    eq((doc["degraded_sets"], doc["fragments"]), (1, 1), "degraded sets and fragments the dry run reports")
+    check(not os.path.exists(f.path), "the damaged %r is still in frags/" % f)
+    check((f.oid, f.index) in bad_list(c, f.node), "the damaged %r is not on the bad list" % f)
+    eq(frag_stat(c, f), "ENOTFOUND", "FRAG_STAT of the quarantined %r" % f)
+    rc, doc, _, err = admin(c, "repair")
+    eq((rc, doc["rebuilt_fragments"]), (0, 1), "the repair after the dry run: exit status, rebuilt")
+    check_rebuilt(c, f, "repair after repair --verify --dry-run")
+    st, got, _ = c.get_sha(VBUCKET, "v3")
+    eq((st, got), (200, sha256(VOBJECTS["v3"])), "GET v3")
 
 
 @suite.case

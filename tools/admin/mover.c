@@ -186,20 +186,13 @@ static cairn_conn_t *conn_of(worker_t *w, uint32_t id)
     return NULL;
 }
 
-static void frag_body(uint8_t *body, const uint8_t oid[16], unsigned index)
-{
-    memcpy(body, oid, 16);
-    body[16] = (uint8_t)index;
-}
-
 static int frag_delete(worker_t *w, uint32_t node, const uint8_t oid[16], unsigned index)
 {
     cairn_conn_t *c = conn_of(w, node);
     if (c == NULL)
         return CAIRN_EUNAVAIL;
-    uint8_t body[17];
-    frag_body(body, oid, index);
-    struct iovec iov = {body, sizeof body};
+    uint8_t body[CAIRN_NODE_FRAG_REQ_MAX];
+    struct iovec iov = {body, cairn_node_frag_req_encode(body, CAIRN_OP_FRAG_DELETE, oid, index, 0, 0)};
     int32_t status = 0;
     int rc = cairn_conn_call(c, CAIRN_OP_FRAG_DELETE, 0, &iov, 1, &w->scratch, &status);
     return rc ? rc : status == CAIRN_ENOTFOUND ? 0 : status;
@@ -213,11 +206,8 @@ static int send_read(worker_t *w, const mv_job_t *j, int i, uint64_t first, uint
     cairn_conn_t *c = conn_of(w, j->nodes[i]);
     if (c == NULL)
         return CAIRN_EUNAVAIL;
-    uint8_t body[16 + 1 + 8 + 4];
-    frag_body(body, j->oid, (unsigned)i);
-    cairn_le64_put(body + 17, first);
-    cairn_le32_put(body + 25, n);
-    struct iovec iov = {body, sizeof body};
+    uint8_t body[CAIRN_NODE_FRAG_REQ_MAX];
+    struct iovec iov = {body, cairn_node_frag_req_encode(body, CAIRN_OP_FRAG_GET, j->oid, (unsigned)i, first, n)};
     return cairn_conn_send(c, CAIRN_OP_FRAG_GET, 0, &iov, 1);
 }
 

@@ -14,7 +14,9 @@
  * repair: lists what every node holds, then rebuilds each fragment that is
  * missing (lost disk, quarantined by the scrubber or a read) from the
  * others, onto the same node, or onto a chosen node when its node is out or
- * gone; sets with the fewest surviving fragments first.
+ * gone; sets with the fewest surviving fragments first. With --verify it
+ * first has every node run a scrub pass at once (NODE_SCRUB_NOW) and waits
+ * for them, so silent damage is quarantined, then rebuilt, in one run.
  *
  * gc: deletes fragments no record references: stale copies at once,
  * orphans (crashed PUTs) only when older than --min-age.
@@ -27,6 +29,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "admin.h"
 #include "cairn/err.h"
@@ -174,7 +178,7 @@ static int plan_set(void *arg, const admin_fragset_t *fs)
 /* ---- options shared by the commands ---- */
 
 typedef struct {
-    int dry_run, restart, parallel;
+    int dry_run, restart, parallel, verify;
     double rate;
     uint64_t min_age_s;
 } opts_t;
@@ -184,8 +188,8 @@ static int parse_opts(int argc, char **argv, opts_t *o, const char *usage_text)
     static const struct option lo[] = {
         {"dry-run", no_argument, NULL, 'n'}, {"rate", required_argument, NULL, 'r'},
         {"parallel", required_argument, NULL, 'p'}, {"restart", no_argument, NULL, 'R'},
-        {"min-age", required_argument, NULL, 'a'}, {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"min-age", required_argument, NULL, 'a'}, {"verify", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof *o);
     o->parallel = 4;
@@ -197,6 +201,7 @@ static int parse_opts(int argc, char **argv, opts_t *o, const char *usage_text)
         switch (c) {
         case 'n': o->dry_run = 1; break;
         case 'R': o->restart = 1; break;
+        case 'V': o->verify = 1; break;
         case 'r':
             o->rate = strtod(optarg, &end);
             if (*end || !(o->rate > 0)) {
@@ -268,10 +273,8 @@ typedef struct {
 
 static int frag_call(admin_t *a, cairn_conn_t *c, uint16_t op, const inv_ent_t *e, cairn_buf_t *resp)
 {
-    uint8_t body[17];
-    memcpy(body, e->oid, 16);
-    body[16] = e->index;
-    struct iovec iov = {body, sizeof body};
+    uint8_t body[CAIRN_NODE_FRAG_REQ_MAX];
+    struct iovec iov = {body, cairn_node_frag_req_encode(body, op, e->oid, e->index, 0, 0)};
     int32_t status = 0;
     int rc = cairn_conn_call(c, op, 0, &iov, 1, resp, &status);
     (void)a;
@@ -542,6 +545,10 @@ int admin_rebalance(admin_t *a, int argc, char **argv)
     int rc = parse_opts(argc, argv, &o, rebalance_usage);
     if (rc >= 0)
         return rc;
+    if (o.verify) {
+        fprintf(stderr, "cairn-admin: --verify is an option of repair\n%s", rebalance_usage);
+        return 2;
+    }
     int status_cmd = 0;
     if (optind < argc) {
         if (strcmp(argv[optind], "status") != 0 || optind + 1 != argc) {
@@ -581,12 +588,208 @@ int admin_rebalance(admin_t *a, int argc, char **argv)
 /* ---- repair ---- */
 
 static const char repair_usage[] =
-    "usage: cairn-admin repair [--dry-run] [--rate MB/s] [--parallel N]\n"
+    "usage: cairn-admin repair [--verify] [--dry-run] [--rate MB/s] [--parallel N]\n"
     "Rebuild every missing or quarantined fragment from the others, objects with\n"
     "the fewest surviving fragments first, until every object has k+m again.\n"
-    "  --dry-run      report what is degraded, rebuild nothing\n"
-    "  --rate MB/s    limit the data written per second (default: no limit)\n"
+    "  --verify       first have every node (up or draining) re-read and check all its\n"
+    "                 fragments at once, as its scrubber does, and wait for them: corrupt\n"
+    "                 fragments are quarantined, then rebuilt. Exit status 1 when a node\n"
+    "                 could not be verified (it is reported and skipped, not waited for)\n"
+    "  --dry-run      report what is degraded, rebuild nothing (with --verify: verify,\n"
+    "                 which quarantines what is corrupt, and report)\n"
+    "  --rate MB/s    limit the data written per second (default: no limit); with --verify\n"
+    "                 also each node's verification reads (default: its scrub_rate_mb)\n"
     "  --parallel N   fragment sets rebuilt at once (default 4)\n";
+
+/* ---- repair --verify: a scrub pass on every node, now ---- */
+
+#define VERIFY_POLL_MIN_MS 100    /* first status poll; doubles up to the max */
+#define VERIFY_POLL_MAX_MS 500
+#define VERIFY_SILENT_MS 60000    /* a node that answers nothing for this long is given up */
+#define VERIFY_BEAT_MS 10000      /* job lock refresh while waiting */
+
+enum { V_WAIT, V_DONE, V_SKIPPED };
+
+/* One node being verified. The counters checked are last - base, plus
+ * what was counted before the node restarted (carried). */
+typedef struct {
+    uint32_t id;
+    const char *addr;                     /* the map's; valid while it is */
+    cairn_conn_t c;
+    int state;                            /* V_* */
+    int asked;                            /* the node holds our request */
+    uint64_t want;                        /* its now_requested right after the request */
+    cairn_node_scrub_status_t base, last; /* before the request; its latest answer */
+    uint64_t carried_frags, carried_bytes, carried_bad;
+    int64_t heard_ms;                     /* last answer, cairn_now_ms() */
+} vnode_t;
+
+typedef struct {
+    size_t nodes, done, skipped;
+    uint64_t frags, bytes, bad; /* checked and found corrupt since the request */
+    double secs;
+} verify_t;
+
+/* A counter's growth; a counter that went backwards restarted from 0. */
+static uint64_t grown(uint64_t now, uint64_t then) { return now >= then ? now - then : now; }
+
+static void verify_skip(vnode_t *x, int rc, const char *what)
+{
+    const char *hint = rc == CAIRN_EINVAL ? " (scrubbing is off there: give --rate)"
+                       : rc == CAIRN_EPROTO ? " (a cairn-node without NODE_SCRUB_NOW?)"
+                                            : "";
+    fprintf(stderr, "cairn-admin: node %u (%s) %s: %s%s; its fragments are not verified\n", x->id, x->addr, what,
+            cairn_strerror(rc), hint);
+    x->state = V_SKIPPED;
+}
+
+/* Ask the node for a pass and learn the request count to wait for. */
+static int verify_ask(vnode_t *x, uint32_t rate_mb)
+{
+    cairn_node_scrub_status_t st;
+    int rc = cairn_node_scrub_status(&x->c, &x->base);
+    if (rc == 0)
+        rc = cairn_node_scrub_now(&x->c, rate_mb);
+    if (rc == 0)
+        rc = cairn_node_scrub_status(&x->c, &st);
+    if (rc == 0 && st.now_requested == 0)
+        rc = CAIRN_EPROTO; /* took the request but does not count it */
+    if (rc != 0)
+        return rc;
+    if (st.fragments_checked < x->base.fragments_checked) /* restarted in between */
+        memset(&x->base, 0, sizeof x->base);
+    x->want = st.now_requested;
+    x->last = st;
+    x->asked = 1;
+    x->heard_ms = cairn_now_ms();
+    return 0;
+}
+
+static void verify_poll(vnode_t *x, uint32_t rate_mb)
+{
+    cairn_node_scrub_status_t st;
+    int was_asked = x->asked;
+    int rc = was_asked ? cairn_node_scrub_status(&x->c, &st) : verify_ask(x, rate_mb);
+    if (rc != 0) {
+        if (cairn_now_ms() - x->heard_ms >= VERIFY_SILENT_MS)
+            verify_skip(x, rc, "stopped answering");
+        return;
+    }
+    if (!was_asked)
+        return; /* asked again after a restart: wait from here */
+    x->heard_ms = cairn_now_ms();
+    if (st.now_requested < x->want || st.passes < x->last.passes ||
+        st.fragments_checked < x->last.fragments_checked) {
+        /* The node restarted and forgot the request: keep what it checked, ask again. */
+        x->carried_frags += grown(x->last.fragments_checked, x->base.fragments_checked);
+        x->carried_bytes += grown(x->last.bytes_checked, x->base.bytes_checked);
+        x->carried_bad += grown(x->last.bad_found, x->base.bad_found);
+        x->asked = 0;
+        fprintf(stderr, "cairn-admin: node %u (%s) restarted during the verification: asking it again\n", x->id,
+                x->addr);
+        verify_ask(x, rate_mb); /* on failure the next poll tries again */
+        return;
+    }
+    x->last = st;
+    if (st.now_done >= x->want)
+        x->state = V_DONE;
+}
+
+static void verify_sum(const vnode_t *v, size_t n, verify_t *t)
+{
+    t->done = t->skipped = 0;
+    t->frags = t->bytes = t->bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        const vnode_t *x = &v[i];
+        t->done += x->state == V_DONE;
+        t->skipped += x->state == V_SKIPPED;
+        t->frags += x->carried_frags + grown(x->last.fragments_checked, x->base.fragments_checked);
+        t->bytes += x->carried_bytes + grown(x->last.bytes_checked, x->base.bytes_checked);
+        t->bad += x->carried_bad + grown(x->last.bad_found, x->base.bad_found);
+    }
+}
+
+/* Progress on stderr: redrawn in place on a terminal, else a line every 10 s. */
+static void verify_show(const verify_t *t, int64_t t0, int final)
+{
+    static int64_t last_line;
+    int tty = isatty(STDERR_FILENO);
+    int64_t now = cairn_now_ms();
+    if (!final && !tty && last_line != 0 && now - last_line < 10000)
+        return;
+    last_line = now;
+    char skipped[48] = "";
+    if (t->skipped)
+        snprintf(skipped, sizeof skipped, " (%zu skipped)", t->skipped);
+    fprintf(stderr, "%sverify: %zu/%zu nodes done%s, %llu fragments (%.1f MiB) checked, %llu corrupt found, %.0f s%s",
+            tty ? "\r" : "", t->done, t->nodes, skipped, (unsigned long long)t->frags, (double)t->bytes / 1048576.0,
+            (unsigned long long)t->bad, (double)(now - t0) / 1000.0, tty && !final ? " " : "\n");
+    fflush(stderr);
+}
+
+/*
+ * Have every node that is up or draining scrub all its fragments now, at
+ * rate_mb MB/s (0: each node's own rate), and wait until each has verified
+ * every fragment since the request (node_client.h: now_done), or was given
+ * up (it refused or did not answer the request, or answered nothing for
+ * VERIFY_SILENT_MS).
+ * Returns early on a stop (mover_stopping). lock_mc, when not NULL, is the
+ * metadata client whose job lock is kept fresh meanwhile. Cost: a few
+ * small requests per node and poll; the nodes do the reading.
+ */
+static void verify_run(admin_t *a, const cairn_map_t *map, uint32_t rate_mb, cairn_meta_client_t *lock_mc,
+                       verify_t *t)
+{
+    vnode_t *v = cairn_calloc(map->n ? map->n : 1, sizeof *v);
+    size_t n = 0;
+    int64_t t0 = cairn_now_ms(), beat = t0;
+    memset(t, 0, sizeof *t);
+    for (size_t i = 0; i < map->n && !mover_stopping(); i++) {
+        if (map->nodes[i].state == CAIRN_NODE_OUT)
+            continue;
+        vnode_t *x = &v[n++];
+        x->id = map->nodes[i].id;
+        x->addr = map->nodes[i].addr;
+        cairn_conn_init(&x->c, x->addr, a->key, a->cfg.io_timeout_ms);
+        int rc = verify_ask(x, rate_mb);
+        if (rc != 0)
+            verify_skip(x, rc, "cannot start a scrub pass");
+    }
+    t->nodes = n;
+    int poll_ms = VERIFY_POLL_MIN_MS;
+    for (;;) {
+        verify_sum(v, n, t);
+        if (t->done + t->skipped == n || mover_stopping())
+            break;
+        verify_show(t, t0, 0);
+        struct timespec ts = {poll_ms / 1000, (long)(poll_ms % 1000) * 1000000};
+        nanosleep(&ts, NULL); /* a signal cuts it short: the loop sees the stop */
+        poll_ms = poll_ms * 2 < VERIFY_POLL_MAX_MS ? poll_ms * 2 : VERIFY_POLL_MAX_MS;
+        for (size_t i = 0; i < n && !mover_stopping(); i++)
+            if (v[i].state == V_WAIT)
+                verify_poll(&v[i], rate_mb);
+        if (lock_mc != NULL && cairn_now_ms() - beat >= VERIFY_BEAT_MS) {
+            admin_lock_beat(lock_mc);
+            beat = cairn_now_ms();
+        }
+    }
+    t->secs = (double)(cairn_now_ms() - t0) / 1000.0;
+    verify_show(t, t0, 1);
+    for (size_t i = 0; i < n; i++)
+        cairn_conn_dispose(&v[i].c);
+    free(v);
+}
+
+/* --rate as the whole MB/s NODE_SCRUB_NOW takes, rounded up (0: not given). */
+static uint32_t rate_mb_up(double rate)
+{
+    if (!(rate > 0))
+        return 0;
+    if (rate >= (double)UINT32_MAX)
+        return UINT32_MAX;
+    uint32_t r = (uint32_t)rate;
+    return r + ((double)r < rate);
+}
 
 typedef struct {
     const cairn_map_t *map;
@@ -680,6 +883,30 @@ int admin_repair(admin_t *a, int argc, char **argv)
         cairn_meta_client_dispose(&mc);
         return 1;
     }
+    verify_t vr = {0};
+    char vjson[256] = ""; /* the verify counts in the --json answer */
+    if (o.verify) {
+        catch_signals();
+        verify_run(a, &map, rate_mb_up(o.rate), o.dry_run ? NULL : &mc, &vr);
+        if (mover_stopping()) {
+            fprintf(stderr, "cairn-admin: stopped during the verification; nothing was rebuilt\n");
+            if (!o.dry_run)
+                admin_unlock(&mc);
+            cairn_meta_client_dispose(&mc);
+            return 1;
+        }
+        FILE *info = a->json ? stderr : stdout; /* --json: stdout holds only the result */
+        fprintf(info, "verify: %zu of %zu nodes checked all their fragments: %llu fragments (%.1f MiB) in %.1f s, "
+                "%llu corrupt found and quarantined\n",
+                vr.done, vr.nodes, (unsigned long long)vr.frags, (double)vr.bytes / 1048576.0, vr.secs,
+                (unsigned long long)vr.bad);
+        fflush(info);
+        snprintf(vjson, sizeof vjson,
+                 ",\"verify\":{\"nodes\":%zu,\"verified\":%zu,\"skipped\":%zu,\"fragments\":%llu,\"bytes\":%llu,"
+                 "\"corrupt\":%llu,\"seconds\":%.3f}",
+                 vr.nodes, vr.done, vr.skipped, (unsigned long long)vr.frags, (unsigned long long)vr.bytes,
+                 (unsigned long long)vr.bad, vr.secs);
+    }
     int64_t t0 = cairn_now_ms();
     inventory_t inv;
     inventory_load(a, &map, &inv);
@@ -727,9 +954,10 @@ int admin_repair(admin_t *a, int argc, char **argv)
         double secs = (double)(cairn_now_ms() - t0) / 1000.0;
         if (a->json)
             printf("{\"degraded_sets\":%zu,\"rebuilt_fragments\":%llu,\"bytes\":%llu,\"failed\":%llu,"
-                   "\"unrecoverable\":%llu,\"skipped\":%llu,\"seconds\":%.3f}\n",
+                   "\"unrecoverable\":%llu,\"skipped\":%llu,\"seconds\":%.3f%s}\n",
                    s.njobs, (unsigned long long)ms.frags_written, (unsigned long long)ms.bytes_written,
-                   (unsigned long long)ms.jobs_failed, (unsigned long long)s.lost, (unsigned long long)s.stuck, secs);
+                   (unsigned long long)ms.jobs_failed, (unsigned long long)s.lost, (unsigned long long)s.stuck, secs,
+                   vjson);
         else
             printf("rebuilt %llu fragments (%.1f MiB) of %zu sets in %.1f s (%.1f MB/s)%s\n",
                    (unsigned long long)ms.frags_written, (double)ms.bytes_written / 1048576.0, s.njobs, secs,
@@ -741,9 +969,9 @@ int admin_repair(admin_t *a, int argc, char **argv)
         health_save(&mc, UINT64_MAX, s.njobs + s.lost);
         if (a->json)
             printf("{\"sets\":%llu,\"degraded_sets\":%zu,\"fragments\":%llu,\"bytes\":%llu,\"unrecoverable\":%llu,"
-                   "\"fewest_surviving\":%d}\n",
+                   "\"fewest_surviving\":%d%s}\n",
                    (unsigned long long)s.sets, s.njobs, (unsigned long long)s.frags, (unsigned long long)s.bytes,
-                   (unsigned long long)s.lost, s.njobs ? s.jobs[0].surviving : -1);
+                   (unsigned long long)s.lost, s.njobs ? s.jobs[0].surviving : -1, vjson);
         else
             printf("%llu fragment sets, %zu degraded: %llu fragments (%.1f MiB) to rebuild; %llu cannot be rebuilt\n",
                    (unsigned long long)s.sets, s.njobs, (unsigned long long)s.frags, (double)s.bytes / 1048576.0,
@@ -752,6 +980,11 @@ int admin_repair(admin_t *a, int argc, char **argv)
     if (inv.nunreachable)
         fprintf(stderr, "cairn-admin: %zu node(s) unreachable: their fragments were neither checked nor rebuilt\n",
                 inv.nunreachable);
+    if (vr.skipped) {
+        fprintf(stderr, "cairn-admin: %zu node(s) not verified (see above): run `cairn-admin repair --verify` "
+                "again once they answer\n", vr.skipped);
+        st = 1;
+    }
     if (!o.dry_run)
         admin_unlock(&mc);
     inventory_dispose(&inv);
@@ -776,6 +1009,10 @@ int admin_gc(admin_t *a, int argc, char **argv)
     int rc = parse_opts(argc, argv, &o, gc_usage);
     if (rc >= 0)
         return rc;
+    if (o.verify) {
+        fprintf(stderr, "cairn-admin: --verify is an option of repair\n%s", gc_usage);
+        return 2;
+    }
     if (optind < argc) {
         fprintf(stderr, "cairn-admin: unexpected argument '%s'\n%s", argv[optind], gc_usage);
         return 2;

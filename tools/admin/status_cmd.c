@@ -131,10 +131,9 @@ static int deep_check(scan_t *s, const admin_fragset_t *fs)
                 dup |= sent[j] && idx[j] == idx[i];
             if (dup)
                 continue;
-            uint8_t body[17];
-            memcpy(body, fs->oid, 16);
-            body[16] = (uint8_t)i;
-            struct iovec iov = {body, sizeof body};
+            uint8_t body[CAIRN_NODE_FRAG_REQ_MAX];
+            size_t len = cairn_node_frag_req_encode(body, CAIRN_OP_FRAG_STAT, fs->oid, (unsigned)i, 0, 0);
+            struct iovec iov = {body, len};
             int rc = cairn_conn_send(conn_of(s, idx[i]), CAIRN_OP_FRAG_STAT, 0, &iov, 1);
             pending[i] = 0;
             if (rc != 0) {

@@ -1,6 +1,7 @@
 /*
  * node_client.h — the storage node's administrative operations on the wire:
- * NODE_INFO, NODE_BAD_LIST and NODE_SCRUB_STATUS (wire.h opcodes 15-17).
+ * NODE_INFO, NODE_BAD_LIST, NODE_SCRUB_STATUS and NODE_SCRUB_NOW (wire.h
+ * opcodes 15-18), and the request body of the operations on one fragment.
  *
  * One place holds each response format: the node encodes with the
  * *_encode functions, and the admin tool and tests decode with *_decode or
@@ -16,7 +17,33 @@
  *                      more = 1 when entries were left out.
  *   NODE_SCRUB_STATUS  empty -> u64 passes, u64 fragments_checked,
  *                      u64 bytes_checked, u64 bad_found,
- *                      i64 last_pass_end_ms, u64 pass_progress_fragments
+ *                      i64 last_pass_end_ms, u64 pass_progress_fragments,
+ *                      u64 now_requested, u64 now_done. A node that predates
+ *                      NODE_SCRUB_NOW sends the first six only (48 bytes);
+ *                      the decoder accepts both and gives 0 for the others.
+ *   NODE_SCRUB_NOW     u32 rate_mb -> empty. The node's scrubber verifies
+ *                      every fragment it holds again, starting at once: a
+ *                      pass starts now or, when one is under way, that pass
+ *                      goes on to its end and the next one starts right
+ *                      after it, up to where the first one was when the
+ *                      request arrived (or further). Until every request so
+ *                      far is served, the scrubber reads at most rate_mb
+ *                      MB/s (10^6 bytes; 0: the node's configured [cluster]
+ *                      scrub_rate_mb; the latest request's rate wins). Runs
+ *                      even where periodic scrubbing is off, but there
+ *                      rate_mb 0 is CAIRN_EINVAL (no configured rate).
+ *                      CAIRN_EUNAVAIL when the node has no scrubber.
+ *
+ * Waiting for a requested pass. now_requested counts the NODE_SCRUB_NOW
+ * requests the node accepted since it started; now_done is the highest
+ * count n such that every fragment the node holds has been verified since
+ * request n arrived (it may lag behind; it never runs ahead). So: send
+ * NODE_SCRUB_NOW, then read the status once, R = its now_requested (this
+ * request or a later one); everything was verified after the request as
+ * soon as a status shows now_done >= R. A status with now_requested < R
+ * (or counters going backwards) means the node restarted and forgot the
+ * request: send it again. The counters, not clocks, decide, so the
+ * caller's and the node's clocks need not agree.
  */
 #ifndef CAIRN_NODE_CLIENT_H
 #define CAIRN_NODE_CLIENT_H
@@ -49,7 +76,8 @@ typedef struct {
 
 /* Counters since the node started, except last_pass_end_ms, which survives
  * restarts (0: no pass ever finished). pass_progress_fragments counts the
- * fragments checked so far in the pass under way (0 between passes). */
+ * fragments checked so far in the pass under way (0 between passes).
+ * now_requested and now_done: see "Waiting for a requested pass" above. */
 typedef struct {
     uint64_t passes;
     uint64_t fragments_checked;
@@ -57,7 +85,13 @@ typedef struct {
     uint64_t bad_found;
     int64_t last_pass_end_ms;
     uint64_t pass_progress_fragments;
+    uint64_t now_requested;
+    uint64_t now_done;
 } cairn_node_scrub_status_t;
+
+/* Encoded NODE_SCRUB_STATUS body: now, and from a node without NODE_SCRUB_NOW. */
+#define CAIRN_NODE_SCRUB_STATUS_SIZE 64
+#define CAIRN_NODE_SCRUB_STATUS_SIZE_V1 48
 
 typedef struct {
     uint32_t id;        /* the node id */
@@ -76,7 +110,8 @@ void cairn_node_scrub_status_encode(cairn_buf_t *out, const cairn_node_scrub_sta
 
 /* Decoders of a response body. CAIRN_EPROTO if it is malformed (short,
  * trailing bytes, an id that is not a decimal u32); bad_list also when it
- * holds more than cap entries. */
+ * holds more than cap entries; scrub_status unless it is one of the two
+ * sizes above. */
 int cairn_node_info_decode(const uint8_t *p, size_t len, cairn_node_info_t *info);
 int cairn_node_bad_list_decode(const uint8_t *p, size_t len, cairn_node_bad_t *v, size_t cap, size_t *n,
                                int *more);
@@ -91,5 +126,20 @@ int cairn_node_scrub_status_decode(const uint8_t *p, size_t len, cairn_node_scru
 int cairn_node_info(cairn_conn_t *c, cairn_node_info_t *info);
 int cairn_node_bad_list(cairn_conn_t *c, cairn_node_bad_t *v, size_t cap, size_t *n, int *more);
 int cairn_node_scrub_status(cairn_conn_t *c, cairn_node_scrub_status_t *s);
+/* NODE_SCRUB_NOW with rate_mb (0: the node's configured rate). A node that
+ * predates it answers CAIRN_EPROTO (unknown opcode). */
+int cairn_node_scrub_now(cairn_conn_t *c, uint32_t rate_mb);
+
+/*
+ * The request body of an operation on one fragment, the one encoder of it:
+ *   FRAG_DELETE, FRAG_STAT  oid[16] u8 index                      (17 bytes)
+ *   FRAG_GET                oid[16] u8 index u64 first_stripe u32 nstripes
+ *                                                                (29 bytes)
+ * Writes the body of op (one of the three; anything else asserts) to out
+ * and returns its length; first_stripe and nstripes matter to FRAG_GET only.
+ */
+#define CAIRN_NODE_FRAG_REQ_MAX 29
+size_t cairn_node_frag_req_encode(uint8_t out[CAIRN_NODE_FRAG_REQ_MAX], uint16_t op, const uint8_t oid[16],
+                                  unsigned index, uint64_t first_stripe, uint32_t nstripes);
 
 #endif

@@ -87,6 +87,7 @@ enum {
     CAIRN_OP_NODE_INFO = 15,   /* -> str id, u64 used, u64 free, u64 fragments */
     CAIRN_OP_NODE_BAD_LIST = 16,     /* u32 max -> quarantined fragments (node_client.h) */
     CAIRN_OP_NODE_SCRUB_STATUS = 17, /* -> scrubber counters (node_client.h) */
+    CAIRN_OP_NODE_SCRUB_NOW = 18,    /* u32 rate_mb -> empty: a scrub pass at once (node_client.h) */
     CAIRN_OP_META_BASE = 100,
 };
 

@@ -519,14 +519,14 @@ static void test_help(void **state)
     const char *want[] = {"cluster.secret", "cluster.k ", "cluster.block_size", "256k", "node.<id>.addr",
                           "node.<id>.weight", "gateway.workers", "gateway.max_object_size", "5g", "s3.access_key",
                           "(required)", "log.level", "info", "gateway.admin_listen", "node.<id>.admin_addr",
-                          "meta.<id>.admin_addr", "gateway.tls_cert", "gateway.tls_key"};
+                          "meta.<id>.admin_addr", "gateway.tls_cert", "gateway.tls_key", "meta.lease_reads"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         if (!strstr(out, want[i]))
             fail_msg("help lacks '%s':\n%s", want[i], out);
     int lines = 0;
     for (char *p = out; *p; p++)
         lines += *p == '\n';
-    assert_int_equal(lines, 37);
+    assert_int_equal(lines, 38);
     free(out);
 }
 

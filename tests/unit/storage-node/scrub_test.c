@@ -3,7 +3,7 @@
  * a pass, quarantined and listed; the list survives a restart; a put takes
  * a fragment off it; the rate limit holds; the page cache is left as it was
  * found; a stopped pass resumes where it stopped; the counters and the list
- * reach a client over the wire.
+ * reach a client over the wire; NODE_SCRUB_NOW runs a pass at once.
  *
  * A real store in a fresh temporary directory; the wire cases run the
  * node's server on 127.0.0.1:0.
@@ -633,6 +633,113 @@ static void test_resume(void **state)
     cairn_buf_dispose(&f);
 }
 
+/* Poll NODE_SCRUB_STATUS until request want is served; fails after 10 s. */
+static void wait_served(env_t *e, uint64_t want, cairn_node_scrub_status_t *st)
+{
+    for (int i = 0; i < 2000; i++) {
+        assert_int_equal(cairn_node_scrub_status(&e->c, st), 0);
+        assert_true(st->now_requested >= want);
+        assert_true(st->now_done <= st->now_requested);
+        if (st->now_done >= want)
+            return;
+        usleep(5000);
+    }
+    fail_msg("request not served: now_requested %llu, now_done %llu, passes %llu",
+             (unsigned long long)st->now_requested, (unsigned long long)st->now_done, (unsigned long long)st->passes);
+}
+
+/* NODE_SCRUB_NOW during a slow pass: the pass goes on at the requested
+ * rate, the next one starts at once, and the request is served when that
+ * one is back where the first was when the request came; damage on both
+ * sides of that point is found by then. Afterwards the configured rate
+ * applies again. Where scrubbing is off, a request runs a pass only when
+ * it names a rate, and nothing runs once it is served. */
+static void test_scrub_now(void **state)
+{
+    env_t *e = *state;
+    enum { N = 20 };
+    serve(e);
+    assert_int_equal(cairn_node_scrub_now(&e->c, 0), CAIRN_EUNAVAIL); /* no scrubber attached */
+    cairn_buf_t f;
+    cairn_buf_init(&f);
+    unsigned first = 0, last = 0; /* the seeds whose oids sort first and last */
+    uint8_t lo[16], hi[16], oid[16];
+    for (unsigned i = 0; i < N; i++) {
+        put(e, 500 + i, 0, 1, 65536, 65536, &f);
+        oid_of(oid, 500 + i);
+        if (i == 0 || memcmp(oid, lo, 16) < 0)
+            memcpy(lo, oid, 16), first = 500 + i;
+        if (i == 0 || memcmp(oid, hi, 16) > 0)
+            memcpy(hi, oid, 16), last = 500 + i;
+    }
+    const double slow = 500 * 1000, frag = 65536 + 64 + 8; /* B/s: ~2.6 s a pass; bytes a fragment */
+    cairn_scrub_t *s = scrubber(e, (uint64_t)slow, 3600 * 1000);
+    cairn_fstore_set_scrub(e->st, s);
+    assert_int_equal(cairn_scrub_start(s), 0);
+    cairn_node_scrub_status_t st;
+    for (int i = 0; i < 2000; i++) {
+        cairn_scrub_status(s, &st);
+        if (st.pass_progress_fragments >= 2)
+            break;
+        usleep(2000);
+    }
+    assert_true(st.pass_progress_fragments >= 2);
+    assert_int_equal(st.now_requested, 0);
+    flip(e, first, 0, 64 + 100); /* behind the cursor of the pass under way */
+    flip(e, last, 0, 64 + 100);  /* ahead of it */
+    if (st.pass_progress_fragments > N - 4)
+        skip(); /* this machine stalled past the whole pass */
+    double left = (double)(N - st.pass_progress_fragments) * frag / slow; /* of the pass, at the slow rate */
+
+    double t0 = now_s();
+    assert_int_equal(cairn_node_scrub_now(&e->c, 1000), 0);
+    assert_int_equal(cairn_node_scrub_status(&e->c, &st), 0);
+    uint64_t want = st.now_requested, passes = st.passes;
+    assert_int_equal(want, 1);
+    wait_served(e, want, &st);
+    double took = now_s() - t0;
+    assert_int_equal(st.passes, passes + 1); /* the one under way; the next is under way */
+    assert_int_equal(st.bad_found, 2);
+    assert_int_equal(exists(e, first, 0), 0);
+    assert_int_equal(exists(e, last, 0), 0);
+    if (took > left / 2)
+        fail_msg("the request took %.2f s to serve; the rest of the pass under way alone, at the old rate, %.2f s",
+                 took, left);
+    /* Served: the configured rate again. In 0.5 s at 500 kB/s: 4 fragments,
+     * plus a burst and the read that was waiting. */
+    uint64_t before = st.fragments_checked;
+    usleep(500 * 1000);
+    assert_int_equal(cairn_node_scrub_status(&e->c, &st), 0);
+    if (st.fragments_checked > before + 6)
+        fail_msg("%llu fragments checked in 0.5 s after the request was served, at 500 kB/s",
+                 (unsigned long long)(st.fragments_checked - before));
+    cairn_fstore_set_scrub(e->st, NULL);
+    cairn_scrub_destroy(s);
+
+    /* Scrubbing off: no configured rate, so a request must name one. */
+    cairn_scrub_opts_t off = {.enabled = 0, .interval_ms = 0, .keep_ms = CAIRN_SCRUB_KEEP_MS};
+    s = cairn_scrub_create(e->st, &off);
+    cairn_fstore_set_scrub(e->st, s);
+    assert_int_equal(cairn_scrub_start(s), 0);
+    assert_int_equal(cairn_node_scrub_now(&e->c, 0), CAIRN_EINVAL);
+    assert_int_equal(cairn_node_scrub_status(&e->c, &st), 0);
+    assert_int_equal(st.now_requested, 0);
+    assert_int_equal(cairn_node_scrub_now(&e->c, 100), 0);
+    assert_int_equal(cairn_node_scrub_status(&e->c, &st), 0);
+    wait_served(e, st.now_requested, &st);
+    /* The previous scrubber stopped mid-pass; this one resumed that pass,
+     * finished it, and paused the next once back at the request's point. */
+    uint64_t checked = st.fragments_checked;
+    assert_true(checked >= N - 2 && checked <= 2 * (N - 2));
+    usleep(200 * 1000);
+    assert_int_equal(cairn_node_scrub_status(&e->c, &st), 0);
+    assert_int_equal(st.fragments_checked, checked);
+    assert_int_equal(st.bad_found, 0);
+    cairn_fstore_set_scrub(e->st, NULL);
+    cairn_scrub_destroy(s);
+    cairn_buf_dispose(&f);
+}
+
 /* Scrub throughput without a rate limit, for the record (not a check):
  * CAIRN_SCRUB_BENCH_MB=512 build/tests/storage-node/scrub_test */
 static void test_bench(void **state)
@@ -689,6 +796,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_page_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_thread_and_wire, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scrub_now, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bench, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
