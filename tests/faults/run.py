@@ -120,11 +120,13 @@ def admin_path():
 
 
 def repair(c):
-    """cairn-admin repair on the quiet cluster: (its JSON summary or None, problem or None)."""
+    """cairn-admin repair --verify on the quiet cluster: every node checks
+    every fragment first, so flipped bytes no read has met are rebuilt too.
+    (its JSON summary or None, problem or None)."""
     adm = admin_path()
     if adm is None:
         return None, "no cairn-admin binary"
-    r = subprocess.run([adm, "--config", os.path.join(c.dir, "cluster.conf"), "--json", "repair"],
+    r = subprocess.run([adm, "--config", os.path.join(c.dir, "cluster.conf"), "--json", "repair", "--verify", "--rate", "200"],
                        capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
     doc = next((json.loads(l) for l in reversed(r.stdout.splitlines()) if l.startswith("{")), None)
     if r.returncode != 0 or doc is None:
@@ -188,10 +190,9 @@ def final_reads(c, h, bucket, keys, attempts=6):
     return out
 
 
-def degraded_report(c, bucket, reads, missing_only=False):
+def degraded_report(c, bucket, reads):
     """For every object readable after quiescence: how many of its k+m
-    fragments are on disk and intact (missing_only: on disk at all).
-    {count: objects}, problems."""
+    fragments are on disk and intact. {count: objects}, problems."""
     hist, problems = {}, []
     try:
         mc = meta_client(c)
@@ -209,7 +210,7 @@ def degraded_report(c, bucket, reads, missing_only=False):
             continue
         paths = [wire.frag_path(c.dir, n, rec["oid"], i) for i, n in enumerate(rec["nodes"])]
         good = sum(1 for i, p in enumerate(paths)
-                   if (os.path.exists(p) if missing_only else wire.frag_check(p, rec["oid"], i) is None))
+                   if wire.frag_check(p, rec["oid"], i) is None)
         hist[good] = hist.get(good, 0) + 1
     return hist, problems
 
@@ -352,15 +353,11 @@ class Scenario:
                           workload_errors=wl.errors)
         slow, worst_small, worst_big, paused_gets = slow_gets(h, io_timeout)
         degraded, dproblems = degraded_report(c, bucket, reads)
-        # Repair brings every object back to k+m good fragments.
+        # Repair (after a verify pass on every node) brings every object
+        # back to k+m intact fragments.
         rep, rproblem = repair(c)
-        # Repair restores what is missing or quarantined. A flipped byte no
-        # read and no scrub pass has met yet (scrub_interval_s is a day
-        # here) is still listed as present: it is reported, not failed.
-        repaired, rproblems = degraded_report(c, bucket, reads, missing_only=True)
+        repaired, rproblems = degraded_report(c, bucket, reads)
         short_sets = sum(n for good, n in repaired.items() if good < k + m)
-        intact, _ = degraded_report(c, bucket, reads)
-        undetected = sum(n for good, n in intact.items() if good < k + m)
         # A non-zero exit alone is no failure: repair also reports fragment
         # sets beyond rescue that no readable object uses (e.g. parts of an
         # upload a killed gateway never completed). Readable objects below
@@ -368,9 +365,11 @@ class Scenario:
         if rproblem:
             print("# %s: %s" % (self.name, rproblem), flush=True)
         repair_ok = short_sets == 0 and not rproblems and rep is not None
-        print("# %s: repair rebuilt %s fragments; afterwards %d objects miss a fragment, %d hold a corrupt "
-              "one no read or scrub has found yet%s" %
-              (self.name, rep["rebuilt_fragments"] if rep else "?", short_sets, undetected,
+        ver = (rep or {}).get("verify") or {}
+        print("# %s: repair --verify: %s fragments checked, %s corrupt found, %s fragments rebuilt; afterwards %d "
+              "objects hold fewer than k+m intact fragments%s" %
+              (self.name, ver.get("fragments", "?"), ver.get("corrupt", "?"),
+               rep["rebuilt_fragments"] if rep else "?", short_sets,
                ("; problems: %s" % "; ".join(rproblems[:5])) if rproblems else ""), flush=True)
         s = v.stats
         faults = sum(nem.counts.values())
@@ -414,7 +413,7 @@ class Scenario:
                      for o in slow[:5]]
         problems += [n for n in nem.notes if n.startswith("PROBLEM")]
         if not repair_ok:
-            problems.append("after repair %d objects still miss a fragment; %s" %
+            problems.append("after repair --verify %d objects still hold fewer than k+m intact fragments; %s" %
                             (short_sets, "; ".join(rproblems[:5])))
         if problems:
             raise TestFailure("scenario %s: %d problem(s):\n  %s" % (self.name, len(v.details) + len(slow),
