@@ -196,7 +196,8 @@ int bench_load(const bench_cfg_t *cfg, const char *conf_path, int dur_given, ben
         if (l[i].failed && !out->failed)
             out->first_err = l[i].first_err;
         out->failed += l[i].failed;
-        memcpy(out->lat_ns + (out->loaded - l[i].ok), l[i].lat_ns, l[i].n * sizeof *l[i].lat_ns);
+        if (l[i].n) /* a thread that got no batch has no array */
+            memcpy(out->lat_ns + (out->loaded - l[i].ok), l[i].lat_ns, l[i].n * sizeof *l[i].lat_ns);
         free(l[i].lat_ns);
     }
     qsort(out->lat_ns, (size_t)out->loaded, sizeof *out->lat_ns, cmp_i64);
