@@ -15,6 +15,11 @@
 # namespace "ctl" and reaches the hosts over real SSH. A second client
 # namespace "cli" has no sshd: it only reads objects back.
 #
+# The gateway serves S3 over HTTPS: `up` makes a self-signed certificate for
+# gw1's address (and its key) in $STATE/tls, and every play gets them with
+# -e cairn_gateway_tls_cert/key; the rig's S3 clients trust that certificate.
+# CAIRN_RIG_TLS=0 rig.sh play ... leaves them out (a plain HTTP gateway).
+#
 #   10.77.0.1  ctl       10.77.0.11-13  meta1-3       10.77.0.31  gw1
 #   10.77.0.2  cli       10.77.0.21-24  sn1-4 (sn4 in zone b)
 #                        10.77.0.25     sn5 (zone b; enters the inventory in the
@@ -29,7 +34,7 @@
 # `down` first, so a killed run never leaves anything behind for long. One
 # rig exists at a time: `up`, `down` and `run` take a lock.
 #
-# Needs root, ansible, ansible-lint, openssh-server (sshd), curl, overlayfs.
+# Needs root, ansible, ansible-lint, openssh-server (sshd), curl, openssl, overlayfs.
 set -euo pipefail
 
 PREFIX=cairnrig
@@ -153,6 +158,26 @@ Host *
 EOF
 }
 
+# make_tls_pair: a self-signed P-256 certificate for gw1's address and its
+# key (mode 600) in $STATE/tls, replacing any there (the old certificate is
+# kept as old-cert.pem). The path stays the same, as when an operator renews.
+make_tls_pair() {
+    local d=$STATE/tls
+    mkdir -p "$d"
+    chmod 700 "$d"
+    [ ! -e "$d/cert.pem" ] || cp "$d/cert.pem" "$d/old-cert.pem"
+    [ ! -e "$d/key.pem" ] || cp "$d/key.pem" "$d/old-key.pem"
+    (
+        umask 077
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -days 365 -nodes \
+            -subj /CN=gw1 -addext "subjectAltName=IP:$(ip_of gw1)" \
+            -keyout "$d/key.pem.tmp" -out "$d/cert.pem.tmp" 2>"$d/openssl.log"
+    ) || { cat "$d/openssl.log" >&2; die "cannot create the TLS certificate"; }
+    chmod 644 "$d/cert.pem.tmp"
+    mv "$d/key.pem.tmp" "$d/key.pem"
+    mv "$d/cert.pem.tmp" "$d/cert.pem"
+}
+
 add_ns() {
     local h=$1 addr=$2
     ip netns add "$(ns "$h")"
@@ -166,7 +191,7 @@ add_ns() {
 up() {
     local e h t
     [ "$(id -u)" -eq 0 ] || die "needs root"
-    for t in ansible-playbook ansible-lint ssh ssh-keygen curl unshare; do
+    for t in ansible-playbook ansible-lint ssh ssh-keygen curl openssl unshare; do
         command -v "$t" >/dev/null || die "$t not found"
     done
     [ -x /usr/sbin/sshd ] || die "/usr/sbin/sshd not found (apt-get install openssh-server)"
@@ -175,6 +200,7 @@ up() {
     ip route replace unreachable "$SUBNET"
     mkdir -p "$STATE/hosts"
     write_ssh
+    make_tls_pair
     ip netns add "$(ns sw)"
     ip -n "$(ns sw)" link add br0 type bridge
     ip -n "$(ns sw)" link set br0 up
@@ -254,7 +280,10 @@ play_env() {
 play() {
     [ -d "$STATE/inventory" ] || die "the rig is not up"
     play_env
-    (cd "$ROOT/ansible" && in_ns ctl ansible-playbook "$@")
+    local tls=()
+    [ "${CAIRN_RIG_TLS:-1}" = 0 ] ||
+        tls=(-e "cairn_gateway_tls_cert=$STATE/tls/cert.pem" -e "cairn_gateway_tls_key=$STATE/tls/key.pem")
+    (cd "$ROOT/ansible" && in_ns ctl ansible-playbook "${tls[@]}" "$@")
 }
 
 # ------------------------------------------------------------------ run
@@ -311,13 +340,14 @@ recap_check() {
     [ -z "$bad" ] || { echo "unexpected recap: $bad" >&2; return 1; }
 }
 
-# S3 through the gateway from a client namespace. Credentials go to curl in
-# a config file (never on a command line).
+# S3 through the gateway (HTTPS, trusting the rig's certificate) from a
+# client namespace. Credentials go to curl in a config file (never on a
+# command line).
 s3() {
     local where=$1 method=$2 path=$3
     shift 3
     in_ns "$where" curl -sS --fail-with-body --max-time 30 -K "$STATE/curl.cfg" \
-        -X "$method" "http://$(ip_of gw1):9000$path" "$@"
+        -X "$method" "https://$(ip_of gw1):9000$path" "$@"
 }
 
 write_curl_cfg() {
@@ -325,7 +355,8 @@ write_curl_cfg() {
     ak=$(head -n1 "$STATE/secrets/s3_access_key")
     sk=$(head -n1 "$STATE/secrets/s3_secret_key")
     umask 077
-    printf 'aws-sigv4 = "aws:amz:us-east-1:s3"\nuser = "CAIRN%s:%s"\n' "$ak" "$sk" >"$STATE/curl.cfg"
+    printf 'aws-sigv4 = "aws:amz:us-east-1:s3"\ncacert = "%s"\nuser = "CAIRN%s:%s"\n' \
+        "$STATE/tls/cert.pem" "$ak" "$sk" >"$STATE/curl.cfg"
 }
 
 # Write N objects from ctl; remember their checksums.
@@ -433,6 +464,11 @@ run() {
     run_play "$logs/verify1.log" verify.yml || rc=1
     step_end $rc
 
+    step "HTTPS only on the S3 port"
+    rc=0
+    https_checks "$logs" || rc=1
+    step_end $rc
+
     step "objects from ctl read back from cli"
     rc=0
     { put_objects a && check_objects; } || rc=1
@@ -452,6 +488,11 @@ run() {
     check_objects || rc=1
     step_end $rc
 
+    step "renewed certificate (rolling.yml --limit gateway)"
+    rc=0
+    renew_tls "$logs" || rc=1
+    step_end $rc
+
     step "add storage host sn5 (-e rebalance=true), objects still read back"
     rc=0
     add_node_rebalance "$logs" "$bin" || rc=1
@@ -463,9 +504,10 @@ run() {
     check_objects || rc=1
     step_end $rc
 
-    step "verify.yml after all changes"
+    step "verify.yml after all changes; no TLS key in any log"
     rc=0
     run_play "$logs/verify2.log" verify.yml || rc=1
+    keys_not_logged "$logs" || rc=1
     step_end $rc
 
     step "rig down"
@@ -525,6 +567,85 @@ add_node_rebalance() {
     say "sn5 holds $after fragment files after 5 new objects"
     [ "$after" -gt "$frags" ] || { echo "no new fragment was placed on sn5" >&2; rc=1; }
     return $rc
+}
+
+# The S3 port speaks HTTPS only, with the certificate the play installed:
+# verify.yml went through https://gw1; from ctl, a request trusting the rig's
+# certificate answers, one trusting only the system's CAs fails certificate
+# verification (curl exit 60), and plain HTTP gets no HTTP answer. On gw1
+# the copies have their owners and modes, gateway.conf names them, and the
+# gateway logged that it listens with https.
+https_checks() {
+    local logs=$1 rc=0 gw out code
+    gw=$(ip_of gw1):9000
+    grep -F "S3 round trip through https://$gw: ok" "$logs/verify1.log" ||
+        { echo "verify.yml did not go through https://$gw" >&2; rc=1; }
+    out=$(in_ns ctl curl -sS -v --max-time 10 --cacert "$STATE/tls/cert.pem" -o /dev/null \
+        -w 'HTTP %{http_code}\n' "https://$gw/_cairn/health" 2>&1) || true
+    say "https://$gw trusting the rig's certificate: $(grep -E 'SSL connection using|^HTTP [0-9]' <<<"$out" | tr -d '*' | xargs)"
+    grep -q '^HTTP 200' <<<"$out" || { echo "$out" >&2; rc=1; }
+    code=0
+    in_ns ctl curl -sS --max-time 10 -o /dev/null "https://$gw/_cairn/health" 2>"$STATE/curl.err" || code=$?
+    say "https://$gw trusting the system's CAs: curl exit $code ($(head -n1 "$STATE/curl.err"))"
+    [ "$code" = 60 ] || rc=1
+    code=0
+    out=$(in_ns ctl curl -sS --max-time 10 -o /dev/null -w '%{http_code}' "http://$gw/_cairn/health" 2>"$STATE/curl.err") || code=$?
+    say "plain http://$gw: curl exit $code, HTTP status $out ($(head -n1 "$STATE/curl.err"))"
+    [ "$code" != 0 ] && [ "$out" = 000 ] || rc=1
+    out=$("$SELF" ssh gw1 "stat -c '%n %U:%G %a' /etc/cairn/tls /etc/cairn/tls/cert.pem /etc/cairn/tls/key.pem; grep '^tls_' /etc/cairn/gateway.conf") || true
+    say "on gw1: $(xargs <<<"$out")"
+    [ "$out" = "/etc/cairn/tls root:cairn 750
+/etc/cairn/tls/cert.pem root:cairn 644
+/etc/cairn/tls/key.pem root:cairn 640
+tls_cert = /etc/cairn/tls/cert.pem
+tls_key = /etc/cairn/tls/key.pem" ] || rc=1
+    out=$(grep -F '(https,' "$STATE/hosts/gw1/upper/var/log/cairn/gateway.log" | tail -n1) || true
+    say "gw1 log: ${out:-no https listener logged}"
+    [ -n "$out" ] || rc=1
+    return $rc
+}
+
+# A new certificate and key at the same controller paths, rolled out with
+# rolling.yml to the gateways only: both copies change, the gateway restarts
+# (a new pid) and serves the new certificate (a client trusting only the old
+# one now fails verification); objects read back through it.
+renew_tls() {
+    local logs=$1 rc=0 before code
+    before=$(host_pid gw1 gateway)
+    make_tls_pair
+    run_play "$logs/renew.log" rolling.yml --limit gateway -e cairn_gateway_threads=3 || rc=1
+    [ $rc -ne 0 ] || recap_check "$logs/renew.log" '^gw1$' || rc=1
+    task_changed "$logs/renew.log" 'cairn_common : Install the TLS certificate' gw1 ||
+        { echo "the new certificate was not installed" >&2; rc=1; }
+    task_changed "$logs/renew.log" 'cairn_common : Install the TLS key' gw1 ||
+        { echo "the new key was not installed" >&2; rc=1; }
+    grep -q 'RUNNING HANDLER \[cairn_common : Restart cairn-gateway\]' "$logs/renew.log" ||
+        { echo "gateway not restarted" >&2; rc=1; }
+    if [ -z "$before" ] || [ "$before" = "$(host_pid gw1 gateway)" ]; then echo "gw1 kept its pid" >&2; rc=1; fi
+    code=0
+    in_ns ctl curl -sS --max-time 10 --cacert "$STATE/tls/old-cert.pem" -o /dev/null \
+        "https://$(ip_of gw1):9000/_cairn/health" 2>"$STATE/curl.err" || code=$?
+    say "trusting only the old certificate: curl exit $code ($(head -n1 "$STATE/curl.err"))"
+    [ "$code" = 60 ] || rc=1
+    check_objects || rc=1
+    return $rc
+}
+
+# No line of either TLS key's PEM body appears in any play's output.
+keys_not_logged() {
+    local logs=$1 k line n=0
+    for k in "$STATE/tls/key.pem" "$STATE/tls/old-key.pem"; do
+        [ -r "$k" ] || continue
+        while read -r line; do
+            case $line in -----*) continue ;; esac
+            n=$((n + 1))
+            if grep -rqF -- "$line" "$logs"; then
+                echo "a line of $k is in the logs" >&2
+                return 1
+            fi
+        done <"$k"
+    done
+    say "none of the $n lines of the TLS keys' PEM bodies is in $logs"
 }
 
 # with_retry LOG COMMAND...: run COMMAND until it succeeds, at most 50

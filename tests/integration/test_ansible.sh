@@ -3,10 +3,12 @@
 #
 # Runs tests/ansible/rig.sh run: deploys cairn with ansible/ onto network
 # namespace hosts reached over SSH (3 metadata, 4 storage in two zones, 1
-# gateway), checks that a second run changes nothing, verifies S3 through
-# the gateway, changes one tunable, adds a storage host (rebalancing
-# existing objects onto it) and rolls a restart under client load; see that
-# script for the steps. Binaries come from $CAIRN_BIN (run-all.sh sets it).
+# gateway, serving S3 over HTTPS with a self-signed certificate), checks
+# that a second run changes nothing, verifies S3 through the gateway over
+# HTTPS (and that plain HTTP gets no answer), changes one tunable, renews
+# the certificate, adds a storage host (rebalancing existing objects onto
+# it) and rolls a restart under client load; see that script for the steps.
+# Binaries come from $CAIRN_BIN (run-all.sh sets it).
 #
 # Needs root (namespaces, mounts). Without root it says so and passes, and
 # so it does when another run keeps the test hosts busy for 7 minutes.
