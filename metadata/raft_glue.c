@@ -52,6 +52,7 @@
 
 #include "cairn/err.h"
 #include "cairn/log.h"
+#include "cairn/wire.h"
 #include "raft_transport.h"
 
 #define ENTRY_MAGIC 0x31444d43u /* "CMD1" */
@@ -83,7 +84,7 @@ struct job_s {
     uint64_t id;
     char addr[128], raft_addr[128];
     int step; /* J_ADD: 0 record addresses, 1 raft_add, 2 raft_assign */
-    int64_t start_ms; /* J_APPLY: when raft_apply took it (monotonic) */
+    int64_t start_ms; /* J_APPLY: when raft_apply took it (cairn_now_ms) */
     /* J_STATUS */
     cairn_meta_status_t st;
     union {
@@ -126,9 +127,9 @@ struct meta_log_s {
     job_t *reads_inflight;     /* covered by `barrier` */
     int barrier_busy;
     struct raft_barrier barrier;
-    int64_t barrier_start_ms;  /* when `barrier` was appended (monotonic) */
+    int64_t barrier_start_ms;  /* when `barrier` was appended (cairn_now_ms) */
     int64_t lease_ms;          /* 0: every read waits for a barrier */
-    int64_t lease_until_ms;    /* reads need no barrier before this (monotonic) ... */
+    int64_t lease_until_ms;    /* reads need no barrier before this (cairn_now_ms) ... */
     uint64_t lease_term;       /* ... while still leader of this term */
     int lease_renew;           /* a barrier with no reads waiting, to extend the lease */
     uint64_t lease_reads, barrier_reads;
@@ -150,13 +151,6 @@ static int64_t wall_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
@@ -476,12 +470,21 @@ static void lease_extend(meta_log_t *l, int64_t start_ms)
 
 static void lease_end(meta_log_t *l) { l->lease_until_ms = 0; }
 
-static int lease_valid(meta_log_t *l, int64_t now)
+/* A read under the lease, if it holds: 1, counted, and a renewal asked for
+ * when half the lease is gone (the barrier goes out once the queue is
+ * drained). 0: the read must wait for a barrier. */
+static int lease_read(meta_log_t *l)
 {
     struct raft *r = &l->raft;
-    return l->lease_ms != 0 && now < l->lease_until_ms && raft_state(r) == RAFT_LEADER &&
-           l->lease_term == r->current_term && r->transfer == NULL && l->change == NULL &&
-           raft_last_applied(r) >= r->commit_index;
+    int64_t now = cairn_now_ms();
+    if (l->lease_ms == 0 || now >= l->lease_until_ms || raft_state(r) != RAFT_LEADER ||
+        l->lease_term != r->current_term || r->transfer != NULL || l->change != NULL ||
+        raft_last_applied(r) < r->commit_index)
+        return 0;
+    l->lease_reads++;
+    if (l->lease_until_ms - now < l->lease_ms / 2)
+        l->lease_renew = 1;
+    return 1;
 }
 
 static void on_apply(struct raft_apply *req, int status, void *result)
@@ -505,7 +508,7 @@ static void on_apply(struct raft_apply *req, int status, void *result)
 static void start_apply(meta_log_t *l, job_t *j)
 {
     j->rq.apply.data = j;
-    j->start_ms = mono_ms();
+    j->start_ms = cairn_now_ms();
     int rv = raft_apply(&l->raft, &j->rq.apply, &j->entry, 1, on_apply);
     if (rv != 0) {
         job_finish(l, j, from_raft(rv));
@@ -533,8 +536,6 @@ static void on_barrier(struct raft_barrier *req, int status)
     l->reads_inflight = NULL;
     l->barrier_busy = 0;
     finish_list(l, done, from_raft(status));
-    if (status == 0)
-        lease_extend(l, l->barrier_start_ms);
     if (status != 0) {
         /* Leadership lost (or shutdown). libraft fails its requests while
          * it tears the leader state down: raft_state() still says leader
@@ -546,6 +547,7 @@ static void on_barrier(struct raft_barrier *req, int status)
         finish_list(l, w, CAIRN_ENOTLEADER);
         return;
     }
+    lease_extend(l, l->barrier_start_ms);
     kick_barrier(l);
 }
 
@@ -566,7 +568,7 @@ static void kick_barrier(meta_log_t *l)
     l->reads_inflight = l->reads_waiting;
     l->reads_waiting = NULL;
     l->barrier.data = l;
-    l->barrier_start_ms = mono_ms();
+    l->barrier_start_ms = cairn_now_ms();
     int rv = raft_barrier(&l->raft, &l->barrier, on_barrier);
     if (rv != 0) {
         job_t *w = l->reads_inflight;
@@ -705,15 +707,10 @@ static void run_job(meta_log_t *l, job_t *j)
         else
             start_apply(l, j);
         return;
-    case J_BARRIER: {
-        int64_t now = mono_ms();
-        if (lease_valid(l, now)) {
-            l->lease_reads++;
-            if (l->lease_until_ms - now < l->lease_ms / 2)
-                l->lease_renew = 1; /* kicked once the queue is drained */
+    case J_BARRIER:
+        if (lease_read(l)) {
             job_finish(l, j, 0);
             return;
-        }
         }
         l->barrier_reads++;
         j->next = l->reads_waiting;

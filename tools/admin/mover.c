@@ -673,15 +673,24 @@ static void fmt_eta(char *out, size_t n, double secs)
         snprintf(out, n, "%d:%02d:%02d", (int)secs / 3600, (int)secs / 60 % 60, (int)secs % 60);
 }
 
+int progress_due(int64_t *last_line, int final, int *tty)
+{
+    *tty = isatty(STDERR_FILENO);
+    int64_t now = cairn_now_ms();
+    if (!final && !*tty && now - *last_line < 10000)
+        return 0;
+    *last_line = now;
+    return 1;
+}
+
 void progress_show(const char *what, uint64_t done, uint64_t total, uint64_t bytes, uint64_t bytes_total,
                    uint64_t run_bytes, int64_t run_started_ms, int final)
 {
     static int64_t last_line;
-    int tty = isatty(STDERR_FILENO);
-    int64_t now = cairn_now_ms();
-    if (!final && !tty && now - last_line < 10000)
+    int tty;
+    if (!progress_due(&last_line, final, &tty))
         return;
-    last_line = now;
+    int64_t now = last_line;
     double secs = (double)(now - run_started_ms) / 1000.0, rate = secs > 0 ? (double)run_bytes / secs : 0;
     double frac = total ? (double)done / (double)total : 1.0;
     char eta[32];

@@ -109,9 +109,14 @@ void admin_lock_beat(cairn_meta_client_t *mc);
 void admin_unlock(cairn_meta_client_t *mc);
 
 /* Progress on stderr (stdout stays for results, e.g. --json): on a terminal
- * a bar redrawn in place, else a plain line every 10 s; final = 1 for the last one. done/total and bytes/bytes_total
- * count the whole job (earlier runs included); the rate and ETA come from
- * run_bytes written since run_started_ms (cairn_now_ms) by this run. */
+ * a bar redrawn in place, else a plain line every 10 s; final = 1 for the
+ * last one. done/total and bytes/bytes_total count the whole job (earlier
+ * runs included); the rate and ETA come from run_bytes written since
+ * run_started_ms (cairn_now_ms) by this run. */
+/* Whether a progress line on stderr is due now: always on a terminal and
+ * for the final one, else 10 s after *last_line (updated when due). *tty:
+ * stderr is a terminal. */
+int progress_due(int64_t *last_line, int final, int *tty);
 void progress_show(const char *what, uint64_t done, uint64_t total, uint64_t bytes, uint64_t bytes_total,
                    uint64_t run_bytes, int64_t run_started_ms, int final);
 

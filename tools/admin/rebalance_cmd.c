@@ -30,7 +30,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "admin.h"
 #include "cairn/err.h"
@@ -133,6 +132,9 @@ static void flow_add(plan_t *p, uint32_t from, uint32_t to, uint64_t bytes)
     p->flows[i].frags++;
     p->flows[i].bytes += bytes;
 }
+
+/* Where lines that are not the result go: with --json stdout holds only the result. */
+static FILE *info_out(const admin_t *a) { return a->json ? stderr : stdout; }
 
 /* A new job at the end of a growing array (rebalance's page, repair's list). */
 static mv_job_t *job_new(mv_job_t **jobs, size_t *n, size_t *cap)
@@ -465,7 +467,7 @@ static int rebalance_run(admin_t *a, cairn_meta_client_t *mc, const cairn_map_t 
     st.planned_frags = st.done_frags + plan.frags;
     st.planned_bytes = st.done_bytes + plan.bytes;
     st.state = ST_RUNNING;
-    FILE *info = a->json ? stderr : stdout; /* --json: stdout holds only the result */
+    FILE *info = info_out(a);
     if (resume)
         fprintf(info, "resuming the rebalance of map epoch %llu: %llu fragments (%.1f MiB) moved before, %llu "
                "(%.1f MiB) to go\n",
@@ -713,11 +715,10 @@ static void verify_sum(const vnode_t *v, size_t n, verify_t *t)
 static void verify_show(const verify_t *t, int64_t t0, int final)
 {
     static int64_t last_line;
-    int tty = isatty(STDERR_FILENO);
-    int64_t now = cairn_now_ms();
-    if (!final && !tty && last_line != 0 && now - last_line < 10000)
+    int tty;
+    if (!progress_due(&last_line, final, &tty))
         return;
-    last_line = now;
+    int64_t now = last_line;
     char skipped[48] = "";
     if (t->skipped)
         snprintf(skipped, sizeof skipped, " (%zu skipped)", t->skipped);
@@ -895,7 +896,7 @@ int admin_repair(admin_t *a, int argc, char **argv)
             cairn_meta_client_dispose(&mc);
             return 1;
         }
-        FILE *info = a->json ? stderr : stdout; /* --json: stdout holds only the result */
+        FILE *info = info_out(a);
         fprintf(info, "verify: %zu of %zu nodes checked all their fragments: %llu fragments (%.1f MiB) in %.1f s, "
                 "%llu corrupt found and quarantined\n",
                 vr.done, vr.nodes, (unsigned long long)vr.frags, (double)vr.bytes / 1048576.0, vr.secs,
@@ -924,10 +925,11 @@ int admin_repair(admin_t *a, int argc, char **argv)
     if (s.njobs > 1)
         qsort(s.jobs, s.njobs, sizeof *s.jobs, by_surviving);
     if (st == 0 && !o.dry_run) {
-        fprintf(a->json ? stderr : stdout, "repair: %llu fragment sets degraded, %llu fragments (%.1f MiB) to rebuild; fewest surviving: %d\n",
-               (unsigned long long)s.njobs, (unsigned long long)s.frags, (double)s.bytes / 1048576.0,
-               s.njobs ? s.jobs[0].surviving : 0);
-        fflush(stdout);
+        FILE *info = info_out(a);
+        fprintf(info, "repair: %llu fragment sets degraded, %llu fragments (%.1f MiB) to rebuild; fewest surviving: %d\n",
+                (unsigned long long)s.njobs, (unsigned long long)s.frags, (double)s.bytes / 1048576.0,
+                s.njobs ? s.jobs[0].surviving : 0);
+        fflush(info);
         catch_signals();
         mover_t *mv = mover_create(a, &map, o.parallel, o.rate);
         size_t step = 256;
