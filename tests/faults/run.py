@@ -34,7 +34,6 @@ import json
 import os
 import random
 import re
-import subprocess
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -45,7 +44,7 @@ import checker  # noqa: E402
 import nemesis  # noqa: E402
 import s3  # noqa: E402
 import wire  # noqa: E402
-from harness import Suite, TestFailure, bin_dir, check, conf_value  # noqa: E402
+from harness import Suite, TestFailure, admin_answer, bin_dir, check, conf_value  # noqa: E402
 from workload import History, Workload, perform, write_cold  # noqa: E402
 
 GET_CHUNK = 4 << 20   # the gateway reads this much per round of a GET (gateway/s3_object.c)
@@ -123,15 +122,12 @@ def repair(c):
     """cairn-admin repair --verify on the quiet cluster: every node checks
     every fragment first, so flipped bytes no read has met are rebuilt too.
     (its JSON summary or None, problem or None)."""
-    adm = admin_path()
-    if adm is None:
+    if admin_path() is None:
         return None, "no cairn-admin binary"
-    r = subprocess.run([adm, "--config", os.path.join(c.dir, "cluster.conf"), "--json", "repair", "--verify", "--rate", "200"],
-                       capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
-    doc = next((json.loads(l) for l in reversed(r.stdout.splitlines()) if l.startswith("{")), None)
-    if r.returncode != 0 or doc is None:
-        return doc, "repair failed (rc %d): stdout: %s stderr: %s" % (r.returncode, r.stdout[-1500:].replace("\n", " | "),
-                                                                     r.stderr[-1500:].replace("\n", " | "))
+    rc, doc, out, err = admin_answer(c, "repair", "--verify", "--rate", "200", timeout=600)
+    if rc != 0 or doc is None:
+        return doc, "repair failed (rc %d): stdout: %s stderr: %s" % (rc, out[-1500:].replace("\n", " | "),
+                                                                     err[-1500:].replace("\n", " | "))
     return doc, None
 
 

@@ -661,6 +661,35 @@ class Cluster:
         return st, d, h
 
 
+def admin(c, *args, conf=None, timeout=120):
+    """Run cairn-admin against the cluster (conf: another config file):
+    (rc, stdout, stderr)."""
+    cmd = [os.path.join(bin_dir(), "cairn-admin"), "--config", conf or os.path.join(c.dir, "cluster.conf")]
+    cmd += [str(a) for a in args]
+    try:
+        r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, text=True)
+    except subprocess.TimeoutExpired:
+        raise TestFailure("cairn-admin %s: no answer within %ds" % (" ".join(map(str, args)), timeout))
+    return r.returncode, r.stdout, r.stderr
+
+
+def admin_ok(c, *args, **kw):
+    """cairn-admin that must succeed: its stdout."""
+    rc, out, err = admin(c, *args, **kw)
+    check(rc == 0, "cairn-admin %s failed (rc %d): %s%s" % (" ".join(map(str, args)), rc, out, err))
+    return out
+
+
+def admin_answer(c, *args, timeout=600):
+    """cairn-admin --json ARGS: (rc, its answer — the last JSON line of
+    stdout, parsed — or None, stdout, stderr)."""
+    rc, out, err = admin(c, "--json", *args, timeout=timeout)
+    for line in reversed(out.strip().splitlines()):
+        if line.startswith("{"):
+            return rc, json.loads(line), out, err
+    return rc, None, out, err
+
+
 def conf_value(c, section, key, default=None):
     """The value of key in [section] of the cluster's cluster.conf, or default."""
     sec = None

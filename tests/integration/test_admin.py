@@ -22,8 +22,8 @@ import re
 import subprocess
 import time
 
-from harness import (INLINE_MAX, LAUNCHER, KiB, Suite, TestFailure, _proc_start_time, bin_dir, check, eq, sha256,
-                     short)
+from harness import (INLINE_MAX, LAUNCHER, KiB, Suite, TestFailure, _proc_start_time, admin, admin_ok, bin_dir, check,
+                     eq, sha256, short)
 
 suite = Suite("admin")
 BUCKET = "admintest"
@@ -32,23 +32,6 @@ WRITTEN = {}     # key -> sha256 of every object written
 
 
 # ---------------------------------------------------------------- helpers
-
-def admin(c, *args, conf=None, timeout=120):
-    """Run cairn-admin against the cluster: (rc, stdout, stderr)."""
-    cmd = [os.path.join(bin_dir(), "cairn-admin"), "--config", conf or os.path.join(c.dir, "cluster.conf")]
-    cmd += [str(a) for a in args]
-    try:
-        r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, text=True)
-    except subprocess.TimeoutExpired:
-        raise TestFailure("cairn-admin %s: no answer within %ds" % (" ".join(map(str, args)), timeout))
-    return r.returncode, r.stdout, r.stderr
-
-
-def admin_ok(c, *args, **kw):
-    rc, out, err = admin(c, *args, **kw)
-    check(rc == 0, "cairn-admin %s failed (rc %d): %s%s" % (" ".join(map(str, args)), rc, out, err))
-    return out
-
 
 def admin_json(c, *args):
     out = admin_ok(c, "--json", *args)

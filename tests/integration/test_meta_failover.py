@@ -12,6 +12,7 @@ time, the writes around it) are printed as "# ..." lines."""
 import sys
 sys.dont_write_bytecode = True  # keep the source tree clean
 
+import functools
 import json
 import os
 import re
@@ -22,7 +23,8 @@ import subprocess
 import threading
 import time
 
-from harness import CURL, Suite, TestFailure, bin_dir, check, eq, key_path, sha256, short, xml_error_code
+import harness
+from harness import CURL, Suite, TestFailure, check, eq, key_path, sha256, short, xml_error_code
 
 # Read by tools/cairn-cluster when it writes the new cluster.conf.
 os.environ["CAIRN_META_SNAPSHOT_THRESHOLD"] = "64"
@@ -35,21 +37,9 @@ OBJECTS = {}  # key -> bytes of every acknowledged PUT
 
 # ---------------------------------------------------------------- helpers
 
-def admin(c, *args, timeout=90):
-    """Run cairn-admin against the cluster: (rc, stdout, stderr)."""
-    cmd = [os.path.join(bin_dir(), "cairn-admin"), "--config", os.path.join(c.dir, "cluster.conf")]
-    cmd += [str(a) for a in args]
-    try:
-        r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, text=True)
-    except subprocess.TimeoutExpired:
-        raise TestFailure("cairn-admin %s: no answer within %ds" % (" ".join(map(str, args)), timeout))
-    return r.returncode, r.stdout, r.stderr
-
-
-def admin_ok(c, *args, timeout=90):
-    rc, out, err = admin(c, *args, timeout=timeout)
-    check(rc == 0, "cairn-admin %s failed (rc %d): %s%s" % (" ".join(map(str, args)), rc, out, err))
-    return out
+# cairn-admin (harness), given 90 s to answer here
+admin = functools.partial(harness.admin, timeout=90)
+admin_ok = functools.partial(harness.admin_ok, timeout=90)
 
 
 def status(c):

@@ -9,7 +9,6 @@ import sys
 sys.dont_write_bytecode = True  # keep the source tree clean
 
 import hashlib
-import json
 import os
 import random
 import shutil
@@ -28,7 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "faults"))
 
 import wire  # noqa: E402  (tests/faults/wire.py)
-from harness import KiB, MiB, Suite, TestFailure, _proc_start_time, bin_dir, check, eq, short
+from harness import KiB, MiB, Suite, admin_answer, TestFailure, _proc_start_time, bin_dir, check, eq, short
 
 suite = Suite("rebalance")
 BUCKET = "rebal"
@@ -57,19 +56,11 @@ def s3(c):
 
 
 def admin(c, *args, timeout=600, ok=True):
-    """Run cairn-admin --json ARGS; (returncode, parsed last JSON line or None, stdout, stderr)."""
-    cmd = [os.path.join(bin_dir(), "cairn-admin"), "--config", os.path.join(c.dir, "cluster.conf"), "--json"]
-    cmd += list(args)
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-    doc = None
-    for line in reversed(r.stdout.strip().splitlines()):
-        if line.startswith("{"):
-            doc = json.loads(line)
-            break
-    if ok and r.returncode != 0:
-        raise TestFailure("cairn-admin %s: rc %d: %s %s" % (" ".join(args), r.returncode, short(r.stdout, 1500),
-                                                           short(r.stderr, 1500)))
-    return r.returncode, doc, r.stdout, r.stderr
+    """cairn-admin --json ARGS (harness.admin_answer), failing unless it succeeds when ok."""
+    rc, doc, out, err = admin_answer(c, *args, timeout=timeout)
+    if ok and rc != 0:
+        raise TestFailure("cairn-admin %s: rc %d: %s %s" % (" ".join(args), rc, short(out, 1500), short(err, 1500)))
+    return rc, doc, out, err
 
 
 def add_node(c):

@@ -20,18 +20,16 @@ not rebuilt.
 import sys
 sys.dont_write_bytecode = True  # keep the source tree clean
 
-import json
 import os
 import struct
-import subprocess
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "faults"))
 
 import wire  # noqa: E402  (tests/faults/wire.py)
-from harness import (KiB, MiB, Suite, TestFailure, bin_dir, check, conf_value, eq, flip_bytes, set_config,  # noqa: E402
-                     sha256, short)
+from harness import (KiB, MiB, Suite, TestFailure, admin_answer, check, conf_value, eq, flip_bytes,  # noqa: E402
+                     set_config, sha256, short)
 
 suite = Suite("scrub")
 BUCKET = "scrubbed"
@@ -82,18 +80,13 @@ def scrub_status(c, node):
 
 
 def admin(c, *args, timeout=300):
-    """cairn-admin --json ARGS: (exit status, the JSON answer or None, stdout, stderr)."""
-    cmd = [os.path.join(bin_dir(), "cairn-admin"), "--config", os.path.join(c.dir, "cluster.conf"), "--json"]
-    r = subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-    doc = None
-    for line in reversed(r.stdout.strip().splitlines()):
-        if line.startswith("{"):
-            doc = json.loads(line)
-            break
+    """cairn-admin --json ARGS (harness.admin_answer), failing without a JSON answer:
+    (exit status, the answer, stdout, stderr)."""
+    rc, doc, out, err = admin_answer(c, *args, timeout=timeout)
     if doc is None:
-        raise TestFailure("cairn-admin %s: rc %d, no JSON: %s %s" % (" ".join(args), r.returncode,
-                                                                    short(r.stdout, 1500), short(r.stderr, 1500)))
-    return r.returncode, doc, r.stdout, r.stderr
+        raise TestFailure("cairn-admin %s: rc %d, no JSON: %s %s" % (" ".join(args), rc, short(out, 1500),
+                                                                    short(err, 1500)))
+    return rc, doc, out, err
 
 
 def frag_stat(c, f):
